@@ -1,0 +1,5 @@
+import sys
+
+from raydaug.cli import main
+
+sys.exit(main())

@@ -1,0 +1,148 @@
+"""The ``raydaug`` console script: train | tune | analyze | schedule | compact.
+
+Every command exits 0 on success and non-zero with a one-line ``raydaug: error: ...`` on bad input.
+Heavy modules (Ray, analysis) are imported only by the subcommand that needs them.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Sequence
+
+from raydaug.config import Config, ConfigError, parse_overrides
+
+
+class UsageError(Exception):
+    """Bad input detected by a command: reported on one line, exit code 2."""
+
+
+def load_tune_config_base(path: str | None) -> dict[str, Any]:
+    """The base config of a tune_configs module (``experiment().base``), or {} without one."""
+    if not path:
+        return {}
+    from raydaug.experiment import load_experiment
+
+    return dict(load_experiment(path).base)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from raydaug.train import run_training
+
+    values = load_tune_config_base(args.config)
+    values.update(parse_overrides(args.set))
+    config = Config.from_dict(values)
+    run_training(config, args.out, resume=args.resume)
+    return 0
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from raydaug.tune.runner import run_tune
+
+    run_tune(args)
+    return 0
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from analysis.report import analyze_command
+
+    analyze_command(args.run_dir, args.out)
+    return 0
+
+
+def _cmd_schedule(args: argparse.Namespace) -> int:
+    from analysis.schedule import schedule_command
+
+    schedule_command(args)
+    return 0
+
+
+def _cmd_compact(args: argparse.Namespace) -> int:
+    from analysis.load import compact_command
+
+    compact_command(args.run_dir)
+    return 0
+
+
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key (repeatable), e.g. --set aug=light --set epochs=50")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="raydaug", description="Population training of learned data augmentation (Mounsaveng et al. 2019).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="one run of the joint training, no Ray")
+    train.add_argument("--config", help="a tune_configs/*.py module whose experiment().base is the start")
+    _add_set(train)
+    train.add_argument("--out", required=True, help="output folder (checkpoints, parquet, tensorboard, result.json)")
+    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/state.pt")
+    train.set_defaults(func=_cmd_train)
+
+    tune = sub.add_parser("tune", help="a Ray Tune experiment (PBT/PB2/grid) from a tune_configs module")
+    tune.add_argument("config", help="tune_configs/NAME.py (or NAME)")
+    _add_set(tune)
+    tune.add_argument("--smoke", action="store_true", help="shrink the experiment to a seconds-long run")
+    tune.add_argument("--name", help="experiment name (default: the tune_config's)")
+    tune.add_argument("--storage", help="results root: a local path or a pyarrow URI such as s3://bucket/x")
+    tune.add_argument("--address", help="connect to a running Ray cluster: 'auto' or HOST:PORT")
+    tune.add_argument("--num-samples", type=int, help="population size / samples per grid point")
+    tune.add_argument("--cpus-per-trial", type=float, help="CPUs reserved for each trial")
+    tune.add_argument("--gpus-per-trial", type=float, help="GPU share of each trial, e.g. 0.25")
+    tune.add_argument("--max-failures", type=int, help="retries of a failed trial from its last checkpoint")
+    tune.add_argument("--resume", action="store_true", help="continue the interrupted experiment NAME in STORAGE")
+    tune.set_defaults(func=_cmd_tune)
+
+    analyze = sub.add_parser("analyze", help="report.html, tables and plots from a run's logs")
+    analyze.add_argument("run_dir", help="<storage>/<name> (or a `raydaug train --out` folder)")
+    analyze.add_argument("--out", help="report folder (default RUN_DIR/report)")
+    analyze.set_defaults(func=_cmd_analyze)
+
+    schedule = sub.add_parser("schedule", help="export or replay a trial's PBT hyperparameter schedule")
+    schedule_sub = schedule.add_subparsers(dest="schedule_command", required=True)
+    export = schedule_sub.add_parser("export", help="write a trial's schedule (default: the best) to a file")
+    export.add_argument("run_dir")
+    export.add_argument("--trial", help="trial id (default: best by acc/val)")
+    export.add_argument("--out", help="output file, .json or .parquet (default RUN_DIR/schedule_<trial>.json)")
+    export.set_defaults(func=_cmd_schedule)
+    replay = schedule_sub.add_parser("replay", help="retrain one trial following an exported schedule")
+    replay.add_argument("source", help="RUN_DIR or an exported schedule file")
+    replay.add_argument("--trial", help="trial id when SOURCE is a RUN_DIR (default: best by acc/val)")
+    replay.add_argument("--storage", help="where the replay run goes (default: beside the source run)")
+    replay.add_argument("--name", help="name of the replay run")
+    replay.set_defaults(func=_cmd_schedule)
+
+    compact = sub.add_parser("compact", help="merge a run's small Parquet parts into larger ones")
+    compact.add_argument("run_dir")
+    compact.set_defaults(func=_cmd_compact)
+    return parser
+
+
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ConfigError, UsageError, FileNotFoundError)
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from raydaug.checkpoint import CheckpointError
+    from raydaug.data import DataError
+    from raydaug.train import NonFiniteLossError
+
+    return EXPECTED_ERRORS + (CheckpointError, DataError, NonFiniteLossError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except _expected_errors() as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"raydaug: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("raydaug: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

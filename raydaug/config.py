@@ -1,0 +1,292 @@
+"""The one configuration object: a frozen dataclass with strict, validated keys.
+
+Keys are flat so Ray Tune can sample and mutate them. ``Config.from_dict`` is the only way in from
+untyped input (CLI ``--set``, tune_configs, checkpoints): it rejects unknown keys, wrong types and
+out-of-range values with a :class:`ConfigError` that names the key and what is allowed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+from dataclasses import dataclass, fields
+from typing import Any, Mapping, Union, get_args, get_origin, get_type_hints
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown, mistyped or out of range."""
+
+
+DATASETS = ("digits", "mnist", "fashion_mnist", "svhn", "cifar10")
+AUGS = ("none", "light", "strong", "trivial", "learned")
+NET_FAMILIES = ("small", "badgan")
+DEVICES = ("auto", "cpu", "cuda")
+GADV_FORMS = ("paper", "code")
+
+# Hyperparameters PBT may mutate; apply_hparams() pushes them into a live TrainState.
+MUTABLE_HPARAMS = ("alpha", "beta", "gamma", "lr_c", "lr_g", "lr_dc", "lr_dd")
+
+
+@dataclass(frozen=True)
+class Config:
+    # data
+    dataset: str = "digits"
+    data_dir: str = "data"
+    download: bool = False
+    image_size: int = 16
+    train_per_class: int = 10
+    val_per_class: int = 30
+    # augmentation and the training regime
+    aug: str = "learned"
+    joint: bool = True
+    g_checkpoint: str = ""
+    # players (Table 3 ablation switches)
+    use_stn: bool = True
+    use_enc: bool = True
+    use_dec: bool = True
+    use_dc: bool = True
+    use_dd: bool = True
+    use_gadv: bool = True
+    gadv_form: str = "paper"
+    # loss weights and optimisers
+    alpha: float = 0.1
+    beta: float = 0.05
+    gamma: float = 0.005
+    lr_c: float = 1e-3
+    lr_g: float = 5e-4
+    lr_dc: float = 5e-4
+    lr_dd: float = 5e-4
+    adam_beta1: float = 0.5
+    weight_decay_c: float = 1e-4
+    # sizes
+    batch_size: int = 25
+    epochs: int = 200
+    noise_dim: int = 32
+    noise_std: float = 1.0
+    ngf: int = 16
+    classifier: str = "small"
+    disc: str = "small"
+    # run
+    seed: int = 0
+    eval_every: int = 5
+    checkpoint_every: int = 25
+    device: str = "auto"
+    compile: bool = False
+    preset: str = ""
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "Config":
+        """Build a validated Config. ``preset`` (comma-separated names) is applied first, then the
+        explicit keys, so ``--set preset=paper_cifar10 --set epochs=10`` does what it says."""
+        values = dict(values)
+        unknown = sorted(set(values) - set(FIELD_TYPES))
+        if unknown:
+            raise ConfigError(
+                f"unknown config key(s) {unknown}; known keys: {', '.join(sorted(FIELD_TYPES))}"
+            )
+        merged: dict[str, Any] = {}
+        preset = values.get("preset", "")
+        for name in _preset_names(coerce("preset", preset)):
+            merged.update(PRESETS[name])
+        merged.update(values)
+        typed = {key: coerce(key, value) for key, value in merged.items()}
+        config = cls(**typed)
+        config.validate()
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "Config":
+        """A new validated Config with ``changes`` applied (presets are not re-applied)."""
+        values = self.to_dict()
+        values.update(changes)
+        values["preset"] = ""  # already expanded into the fields
+        config = Config.from_dict(values)
+        return dataclasses.replace(config, preset=changes.get("preset", self.preset))
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> None:
+        _choice("dataset", self.dataset, DATASETS)
+        _choice("aug", self.aug, AUGS)
+        _choice("classifier", self.classifier, NET_FAMILIES)
+        _choice("disc", self.disc, NET_FAMILIES)
+        _choice("device", self.device, DEVICES)
+        _choice("gadv_form", self.gadv_form, GADV_FORMS)
+        for key in ("image_size", "train_per_class", "batch_size", "epochs", "noise_dim", "ngf",
+                    "eval_every", "checkpoint_every"):
+            _at_least(key, getattr(self, key), 1)
+        _at_least("val_per_class", self.val_per_class, 0)
+        _at_least("seed", self.seed, 0)
+        for key in ("alpha", "beta", "gamma", "weight_decay_c"):
+            _finite_range(key, getattr(self, key), 0.0, math.inf, "≥ 0")
+        for key in ("lr_c", "lr_g", "lr_dc", "lr_dd", "noise_std"):
+            _finite_range(key, getattr(self, key), 0.0, math.inf, "> 0", strict_low=True)
+        _finite_range("adam_beta1", self.adam_beta1, 0.0, 1.0, "in [0, 1)", strict_high=True)
+        if self.image_size not in SUPPORTED_IMAGE_SIZES:
+            raise ConfigError(
+                f"image_size={self.image_size} is not supported: the nets downsample by 2 down to 4x4, "
+                f"allowed values: {list(SUPPORTED_IMAGE_SIZES)}"
+            )
+        limit = DATASET_TRAIN_LIMIT[self.dataset]
+        if (self.train_per_class + self.val_per_class) > limit:
+            raise ConfigError(
+                f"train_per_class={self.train_per_class} + val_per_class={self.val_per_class} exceeds the "
+                f"{limit} training images per class that dataset={self.dataset} has for its smallest class"
+            )
+        if self.aug == "learned" and not (self.use_stn or self.use_dec):
+            raise ConfigError(
+                "aug=learned needs a generator: at least one of use_stn, use_dec must be true "
+                "(use aug=none for the classifier alone)"
+            )
+        if self.aug == "learned" and self.use_enc and not self.use_dec:
+            raise ConfigError("use_enc=true needs use_dec=true: ENC is the encoder half of the U-Net")
+        if not self.joint:
+            if self.aug != "learned":
+                raise ConfigError("joint=false (C on a frozen G) only makes sense with aug=learned")
+            if not self.g_checkpoint:
+                raise ConfigError("joint=false needs g_checkpoint=PATH, the frozen generator's checkpoint")
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def trains_generator(self) -> bool:
+        return self.aug == "learned" and self.joint
+
+    @property
+    def g_is_adversarial(self) -> bool:
+        """With no adversarial term G is a plain STN trained through C's loss (Table 3 row b)."""
+        return self.use_dc or self.use_dd or self.use_gadv
+
+
+SUPPORTED_IMAGE_SIZES = (8, 16, 32, 64)
+# smallest class of each training set (digits: 174 images of class 3 in scikit-learn's copy)
+DATASET_TRAIN_LIMIT = {"digits": 174, "mnist": 5421, "fashion_mnist": 6000, "svhn": 4659, "cifar10": 5000}
+
+_PAPER_NETS = {"classifier": "badgan", "disc": "badgan", "ngf": 64, "noise_dim": 100, "image_size": 32,
+               "adam_beta1": 0.5, "lr_g": 5e-4, "lr_dc": 5e-4, "lr_dd": 5e-4, "weight_decay_c": 0.0}
+PRESETS: dict[str, dict[str, Any]] = {
+    # the paper's reduced training sets and the authors' published per-dataset hyperparameters
+    "paper_mnist": {**_PAPER_NETS, "dataset": "mnist", "train_per_class": 55, "val_per_class": 50,
+                    "batch_size": 16, "lr_c": 6e-3, "alpha": 0.1, "beta": 0.05, "gamma": 0.005},
+    "paper_fashion_mnist": {**_PAPER_NETS, "dataset": "fashion_mnist", "train_per_class": 55,
+                            "val_per_class": 50, "batch_size": 16, "lr_c": 1e-4, "alpha": 0.1,
+                            "beta": 0.05, "gamma": 0.005},
+    "paper_svhn": {**_PAPER_NETS, "dataset": "svhn", "train_per_class": 100, "val_per_class": 100,
+                   "batch_size": 32, "lr_c": 5e-4, "alpha": 1.0, "beta": 1.0, "gamma": 5e-4},
+    "paper_cifar10": {**_PAPER_NETS, "dataset": "cifar10", "train_per_class": 400, "val_per_class": 100,
+                      "batch_size": 32, "lr_c": 6e-3, "alpha": 0.1, "beta": 0.05, "gamma": 0.001},
+    "full_cifar10": {**_PAPER_NETS, "dataset": "cifar10", "train_per_class": 4900, "val_per_class": 100,
+                     "batch_size": 32, "lr_c": 6e-3, "alpha": 0.1, "beta": 0.05, "gamma": 0.001},
+}
+
+
+def _table3(aug: str, stn: bool, enc: bool, dec: bool, dc: bool, dd: bool, gadv: bool) -> dict[str, Any]:
+    return {"aug": aug, "use_stn": stn, "use_enc": enc, "use_dec": dec, "use_dc": dc, "use_dd": dd,
+            "use_gadv": gadv}
+
+
+# Table 3 of the paper, rows (a) ... (l). (b) is a standard STN trained through C's loss.
+TABLE3_ROWS: dict[str, tuple[str, dict[str, Any]]] = {
+    "a": ("C", _table3("none", False, False, False, False, False, False)),
+    "b": ("C + T", _table3("learned", True, False, False, False, False, False)),
+    "c": ("C + T + DC + DD", _table3("learned", True, False, False, True, True, False)),
+    "d": ("C + DEC + DC", _table3("learned", False, False, True, True, False, False)),
+    "e": ("C + ENC + DEC + DC", _table3("learned", False, True, True, True, False, False)),
+    "f": ("C + ENC + DEC + DD", _table3("learned", False, True, True, False, True, False)),
+    "g": ("C + ENC + DEC + DC + DD", _table3("learned", False, True, True, True, True, False)),
+    "h": ("C + ENC + DEC + T + DC + DD", _table3("learned", True, True, True, True, True, False)),
+    "l": ("C + ENC + DEC + T + DC + DD + GADV", _table3("learned", True, True, True, True, True, True)),
+}
+PRESETS.update({f"table3_{row}": values for row, (_, values) in TABLE3_ROWS.items()})
+
+
+def _preset_names(preset: str) -> list[str]:
+    names = [name.strip() for name in preset.split(",") if name.strip()]
+    for name in names:
+        if name not in PRESETS:
+            raise ConfigError(f"preset={name!r} is unknown; allowed: {', '.join(PRESETS)}")
+    return names
+
+
+# ---------------------------------------------------------------------- coercion helpers
+FIELD_TYPES: dict[str, type] = {
+    f.name: hint for f, hint in zip(fields(Config), get_type_hints(Config).values())
+}
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def coerce(key: str, value: Any) -> Any:
+    """Convert ``value`` (possibly a CLI string) to the declared type of ``key`` or raise."""
+    if key not in FIELD_TYPES:
+        raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(sorted(FIELD_TYPES))}")
+    kind = FIELD_TYPES[key]
+    if get_origin(kind) in (Union, types.UnionType):
+        kind = next(arg for arg in get_args(kind) if arg is not type(None))
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+                return value.lower() in _TRUE
+            raise TypeError
+        if kind is int:
+            if isinstance(value, bool):
+                raise TypeError
+            if isinstance(value, int):
+                return value
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            if isinstance(value, str):
+                return int(value)
+            if hasattr(value, "item"):  # numpy scalar from a Tune search space
+                return coerce(key, value.item())
+            raise TypeError
+        if kind is float:
+            if isinstance(value, bool):
+                raise TypeError
+            if isinstance(value, (int, float, str)):
+                return float(value)
+            if hasattr(value, "item"):
+                return float(value.item())
+            raise TypeError
+        if kind is str:
+            if isinstance(value, str):
+                return value
+            raise TypeError
+    except (TypeError, ValueError):
+        pass
+    raise ConfigError(f"config key {key!r} expects {kind.__name__}, got {value!r} ({type(value).__name__})")
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["alpha=0.1", "aug=light"]`` → dict of strings, rejecting malformed entries."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        key = key.strip()
+        if key not in FIELD_TYPES:
+            raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(sorted(FIELD_TYPES))}")
+        out[key] = value.strip()
+    return out
+
+
+def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}={value!r} is not allowed; choose one of {', '.join(allowed)}")
+
+
+def _at_least(key: str, value: int, low: int) -> None:
+    if value < low:
+        raise ConfigError(f"{key}={value} is out of range; it must be ≥ {low}")
+
+
+def _finite_range(key: str, value: float, low: float, high: float, text: str,
+                  strict_low: bool = False, strict_high: bool = False) -> None:
+    bad = (not math.isfinite(value) or value < low or value > high
+           or (strict_low and value == low) or (strict_high and value == high))
+    if bad:
+        raise ConfigError(f"{key}={value} is out of range; it must be {text}")

@@ -1,0 +1,229 @@
+"""Datasets, reduced stratified splits and the baseline augmentations, all as device tensors.
+
+Images are kept as float tensors in [0, 1] (N, C, H, W) on the training device; normalisation with the
+training split's mean/std happens once per batch (:meth:`Splits.normalize`). The reduced sets are
+tiny, so the whole split lives on the device and batching is indexing, never per-sample Python.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from raydaug.config import Config, ConfigError
+
+NUM_CLASSES = 10
+
+
+class DataError(RuntimeError):
+    """A dataset could not be loaded (missing offline files, unreadable format)."""
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # (N, C, H, W) float in [0, 1]
+    labels: torch.Tensor  # (N,) int64
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def to(self, device: torch.device) -> "Split":
+        return Split(self.images.to(device), self.labels.to(device))
+
+
+@dataclass
+class Splits:
+    train: Split
+    val: Split
+    test: Split
+    mean: torch.Tensor  # (1, C, 1, 1), from the training split
+    std: torch.Tensor
+    channels: int
+    num_classes: int = NUM_CLASSES
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        return (images - self.mean) / self.std
+
+    def denormalize(self, images: torch.Tensor) -> torch.Tensor:
+        return images * self.std + self.mean
+
+    def to(self, device: torch.device) -> "Splits":
+        return Splits(self.train.to(device), self.val.to(device), self.test.to(device),
+                      self.mean.to(device), self.std.to(device), self.channels, self.num_classes)
+
+
+# ---------------------------------------------------------------------- raw sources
+def _digits() -> tuple[torch.Tensor, torch.Tensor, None]:
+    from sklearn.datasets import load_digits  # ships its data inside the package: no download
+
+    bunch = load_digits()
+    images = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)
+    return images, torch.from_numpy(bunch.target.astype(np.int64)), None
+
+
+_TORCHVISION = {
+    "mnist": ("MNIST", "MNIST/raw/train-images-idx3-ubyte"),
+    "fashion_mnist": ("FashionMNIST", "FashionMNIST/raw/train-images-idx3-ubyte"),
+    "svhn": ("SVHN", "train_32x32.mat"),
+    "cifar10": ("CIFAR10", "cifar-10-batches-py/data_batch_1"),
+}
+
+
+def _torchvision_split(name: str, root: Path, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    import torchvision.datasets as tvd
+
+    cls_name, _ = _TORCHVISION[name]
+    cls = getattr(tvd, cls_name)
+    if name == "svhn":
+        dataset = cls(str(root), split="train" if train else "test", download=download)
+        images = torch.from_numpy(np.ascontiguousarray(dataset.data))  # (N, 3, 32, 32) uint8
+        labels = torch.from_numpy(np.asarray(dataset.labels, dtype=np.int64))
+    elif name == "cifar10":
+        dataset = cls(str(root), train=train, download=download)
+        images = torch.from_numpy(np.ascontiguousarray(dataset.data)).permute(0, 3, 1, 2)
+        labels = torch.as_tensor(dataset.targets, dtype=torch.int64)
+    else:
+        dataset = cls(str(root), train=train, download=download)
+        images = dataset.data.unsqueeze(1)
+        labels = dataset.targets.to(torch.int64)
+    return images.float().div_(255.0), labels
+
+
+def _torchvision(name: str, data_dir: str, download: bool):
+    root = Path(data_dir).expanduser()
+    try:
+        train = _torchvision_split(name, root, True, download)
+        test = _torchvision_split(name, root, False, download)
+    except (RuntimeError, FileNotFoundError, OSError) as error:
+        expected = root / _TORCHVISION[name][1]
+        hint = "" if download else " (pass --set download=true to fetch it, or copy the files there)"
+        raise DataError(
+            f"dataset={name}: could not load it from {root}; expected files such as {expected}{hint}: {error}"
+        ) from error
+    return train, test
+
+
+def _resize(images: torch.Tensor, size: int, upsample: bool) -> torch.Tensor:
+    """Bring square images to ``size``: interpolate (digits' 8×8) or zero-pad/downsample."""
+    native = images.shape[-1]
+    if native == size:
+        return images
+    if size > native and not upsample:
+        total = size - native
+        return F.pad(images, (total // 2, total - total // 2, total // 2, total - total // 2))
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
+                         antialias=size < native)
+
+
+# ---------------------------------------------------------------------- splits
+def stratified_indices(labels: torch.Tensor, per_class: list[int], seed: int) -> list[torch.Tensor]:
+    """Seeded, disjoint, class-balanced index sets: ``per_class[k]`` images of every class for set k,
+    and a final set holding all remaining indices."""
+    generator = torch.Generator().manual_seed(seed)
+    chosen: list[list[torch.Tensor]] = [[] for _ in range(len(per_class) + 1)]
+    for cls in range(int(labels.max()) + 1):
+        idx = torch.nonzero(labels == cls, as_tuple=True)[0]
+        idx = idx[torch.randperm(len(idx), generator=generator)]
+        start = 0
+        for k, count in enumerate(per_class):
+            if start + count > len(idx):
+                raise ConfigError(f"class {cls} has only {len(idx)} images, fewer than the {sum(per_class)} "
+                                  "asked for by train_per_class + val_per_class")
+            chosen[k].append(idx[start:start + count])
+            start += count
+        chosen[-1].append(idx[start:])
+    return [torch.sort(torch.cat(parts))[0] for parts in chosen]
+
+
+def load_splits(config: Config, device: torch.device | str = "cpu") -> Splits:
+    """The reduced train/val split (from the training set) and the test set, on ``device``."""
+    if config.dataset == "digits":
+        images, labels, _ = _digits()
+        images = _resize(images, config.image_size, upsample=True)
+        train_idx, val_idx, test_idx = stratified_indices(
+            labels, [config.train_per_class, config.val_per_class], config.seed)
+        test = Split(images[test_idx], labels[test_idx])
+    else:
+        (images, labels), (test_images, test_labels) = _torchvision(config.dataset, config.data_dir,
+                                                                    config.download)
+        images = _resize(images, config.image_size, upsample=False)
+        train_idx, val_idx, _ = stratified_indices(
+            labels, [config.train_per_class, config.val_per_class], config.seed)
+        test = Split(_resize(test_images, config.image_size, upsample=False), test_labels)
+    train = Split(images[train_idx].contiguous(), labels[train_idx])
+    val = Split(images[val_idx].contiguous(), labels[val_idx])
+    mean = train.images.mean(dim=(0, 2, 3), keepdim=True)
+    std = train.images.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-3)
+    splits = Splits(train, val, test, mean, std, channels=int(images.shape[1]))
+    return splits.to(torch.device(device))
+
+
+# ---------------------------------------------------------------------- baseline augmentations
+def _pad_pixels(image_size: int) -> int:
+    """4 px at 32 px, as in the paper, scaled with the image size (2 px at 16 px)."""
+    return max(1, round(4 * image_size / 32))
+
+
+def _affine_batch(images: torch.Tensor, theta: torch.Tensor, mode: str) -> torch.Tensor:
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode=mode, padding_mode="zeros", align_corners=False)
+
+
+def light_theta(n: int, image_size: int, device: torch.device) -> torch.Tensor:
+    """Zero-pad + random crop as an affine map: an integer pixel shift in [-pad, pad] per image."""
+    pad = _pad_pixels(image_size)
+    shift = torch.randint(-pad, pad + 1, (n, 2), device=device).float() * (2.0 / image_size)
+    theta = torch.zeros(n, 2, 3, device=device)
+    theta[:, 0, 0] = 1.0
+    theta[:, 1, 1] = 1.0
+    theta[:, :, 2] = shift
+    return theta
+
+
+def augment_light(images: torch.Tensor) -> torch.Tensor:
+    theta = light_theta(images.shape[0], images.shape[-1], images.device)
+    return _affine_batch(images, theta, mode="nearest")
+
+
+def augment_strong(images: torch.Tensor, flip: bool) -> torch.Tensor:
+    """Light + rotation ±10° + scale 0.5–2 (+ horizontal flip), one bilinear resampling per image."""
+    n, device = images.shape[0], images.device
+    angle = (torch.rand(n, device=device) * 20.0 - 10.0) * (math.pi / 180.0)
+    # sample the scale log-uniformly so zoom-in and zoom-out are equally likely
+    scale = torch.exp(torch.empty(n, device=device).uniform_(math.log(0.5), math.log(2.0)))
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = light_theta(n, images.shape[-1], device)
+    theta[:, 0, 0], theta[:, 0, 1] = cos, -sin
+    theta[:, 1, 0], theta[:, 1, 1] = sin, cos
+    if flip:
+        sign = torch.where(torch.rand(n, device=device) < 0.5, -1.0, 1.0)
+        theta[:, :, 0] = theta[:, :, 0] * sign.unsqueeze(1)
+    return _affine_batch(images, theta, mode="bilinear")
+
+
+def augment_trivial(images: torch.Tensor) -> torch.Tensor:
+    """torchvision's TrivialAugmentWide on uint8. It draws one op for the whole tensor it is given, so
+    it is applied per image (a short loop over the batch: the only per-sample work, baseline only)."""
+    from torchvision.transforms import v2
+
+    transform = v2.TrivialAugmentWide()
+    as_uint8 = (images.clamp(0, 1) * 255).round().to(torch.uint8)
+    out = torch.stack([transform(image) for image in as_uint8])
+    return out.float().div_(255.0)
+
+
+def baseline_augment(name: str, images: torch.Tensor, dataset: str) -> torch.Tensor:
+    """Apply a hand-made augmentation (``none|light|strong|trivial``) to a [0, 1] batch."""
+    if name == "none":
+        return images
+    if name == "light":
+        return augment_light(images)
+    if name == "strong":
+        return augment_strong(images, flip=dataset == "cifar10")
+    if name == "trivial":
+        return augment_trivial(images)
+    raise ValueError(f"not a baseline augmentation: {name!r}")

@@ -1,0 +1,34 @@
+"""Named losses of the four players (BCE-with-logits for the discriminators, CE for C)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def bce_real(logits: torch.Tensor) -> torch.Tensor:
+    """-log σ(logits): the target is 'real'."""
+    return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+
+
+def bce_fake(logits: torch.Tensor) -> torch.Tensor:
+    """-log(1 - σ(logits)): the target is 'fake'."""
+    return F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits))
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """L_DC (eq. 3) and L_DD (eq. 4)."""
+    return bce_real(real_logits) + bce_fake(fake_logits)
+
+
+def fool_classifier(logits: torch.Tensor, labels: torch.Tensor, form: str) -> torch.Tensor:
+    """G's third term, small when C misclassifies G(x).
+
+    ``paper``: -log(1 - C_y(G(x))) of eq. 2, computed stably as logsumexp over k≠y minus logsumexp over k.
+    ``code``: the authors' published form, a cross-entropy whose logits are 1 - softmax(C(G(x))).
+    """
+    if form == "paper":
+        others = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), float("-inf"))
+        return -(torch.logsumexp(others, dim=1) - torch.logsumexp(logits, dim=1)).mean()
+    if form == "code":
+        return F.cross_entropy(1.0 - logits.softmax(dim=1), labels)
+    raise ValueError(f"unknown gadv_form {form!r}")

@@ -1,0 +1,163 @@
+"""TrainState: the four players, their optimisers, RNG and counters; build, re-tune, save, load."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from raydaug.checkpoint import CheckpointError, load_checkpoint
+from raydaug.config import MUTABLE_HPARAMS, Config, ConfigError
+from raydaug.nets import build_classifier, build_discriminators, build_generator
+
+PLAYERS = ("g", "dc", "dd", "c")
+# keys whose change alters the shapes of the nets or the data: a checkpoint cannot cross them
+ARCHITECTURE_KEYS = ("dataset", "image_size", "aug", "joint", "use_stn", "use_enc", "use_dec", "use_dc",
+                     "use_dd", "noise_dim", "ngf", "classifier", "disc")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda but no CUDA device is available; use device=auto or device=cpu")
+    return torch.device(name)
+
+
+@dataclass
+class TrainState:
+    config: Config
+    device: torch.device
+    nets: dict[str, nn.Module]
+    optims: dict[str, torch.optim.Optimizer]
+    epoch: int = 0
+    step: int = 0
+    best: dict[str, float] = field(default_factory=lambda: {"acc/val": -1.0, "acc/test": -1.0, "epoch": -1})
+
+    def net(self, name: str) -> nn.Module | None:
+        return self.nets.get(name)
+
+    def parameters(self, name: str) -> list[nn.Parameter]:
+        return list(self.nets[name].parameters()) if name in self.nets else []
+
+
+def _lr(config: Config, player: str) -> float:
+    return getattr(config, f"lr_{player}")
+
+
+def _adam(config: Config, player: str, params) -> torch.optim.Optimizer:
+    weight_decay = config.weight_decay_c if player == "c" else 0.0
+    beta1 = 0.9 if player == "c" else config.adam_beta1
+    return torch.optim.Adam(params, lr=_lr(config, player), betas=(beta1, 0.999), weight_decay=weight_decay)
+
+
+def build_state(config: Config, channels: int, num_classes: int, background: torch.Tensor,
+                device: torch.device | None = None) -> TrainState:
+    """Build every enabled player (none for a disabled one) with its optimiser, seeded by ``config.seed``."""
+    device = device or resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    nets: dict[str, nn.Module] = {}
+    if config.aug == "learned":
+        if config.joint:
+            nets["g"] = build_generator(config, channels, background)
+            dc, dd = build_discriminators(config.disc, channels, num_classes, config.image_size,
+                                          config.use_dc, config.use_dd)
+            if dc is not None:
+                nets["dc"] = dc
+            if dd is not None:
+                nets["dd"] = dd
+        else:
+            nets["g"] = load_frozen_generator(config.g_checkpoint, channels, background)
+    nets["c"] = build_classifier(config.classifier, channels, num_classes, config.image_size)
+    for name, net in nets.items():
+        net.to(device)
+        if config.compile:
+            net.compile()
+    trainable = [name for name in nets if not (name == "g" and not config.joint)]
+    optims = {name: _adam(config, name, nets[name].parameters()) for name in trainable}
+    if not config.joint:
+        nets["g"].requires_grad_(False)
+    return TrainState(config=config, device=device, nets=nets, optims=optims)
+
+
+def load_frozen_generator(path: str, channels: int, background: torch.Tensor) -> nn.Module:
+    """G of another run's checkpoint, built with that run's config (Fig. 4's separate training)."""
+    payload = load_checkpoint(checkpoint_file(path))
+    if "g" not in payload["nets"]:
+        raise CheckpointError(f"{path} holds no generator (was it a run with aug=learned?)")
+    source = Config.from_dict({**payload["config"], "preset": ""})
+    generator = build_generator(source, channels, background)
+    generator.load_state_dict(payload["nets"]["g"])
+    return generator
+
+
+def checkpoint_file(path: str) -> str:
+    """Accept a checkpoint file or a folder holding ``state.pt``."""
+    from pathlib import Path
+
+    candidate = Path(path)
+    return str(candidate / "state.pt") if candidate.is_dir() else str(candidate)
+
+
+def apply_hparams(state: TrainState, config: Config) -> None:
+    """Make ``config``'s α, β, γ and learning rates live (PBT calls this after every restore)."""
+    changed = [key for key in ARCHITECTURE_KEYS if getattr(config, key) != getattr(state.config, key)]
+    if changed:
+        raise ConfigError(f"cannot change {changed} of a running trial: they define the networks")
+    state.config = config
+    for player, optim in state.optims.items():
+        for group in optim.param_groups:
+            group["lr"] = _lr(config, player)
+
+
+def current_hparams(state: TrainState) -> dict[str, float]:
+    return {key: getattr(state.config, key) for key in MUTABLE_HPARAMS}
+
+
+def _rng_state() -> dict[str, Any]:
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return rng
+
+
+def _set_rng_state(rng: dict[str, Any]) -> None:
+    torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def _plain(module: nn.Module) -> nn.Module:
+    return getattr(module, "_orig_mod", module)
+
+
+def state_dict(state: TrainState) -> dict[str, Any]:
+    return {
+        "config": state.config.to_dict(),
+        "nets": {name: _plain(net).state_dict() for name, net in state.nets.items()},
+        "optims": {name: optim.state_dict() for name, optim in state.optims.items()},
+        "epoch": state.epoch,
+        "step": state.step,
+        "best": dict(state.best),
+        "rng": _rng_state(),
+    }
+
+
+def load_state_dict(state: TrainState, payload: dict[str, Any], restore_rng: bool = True) -> None:
+    """Load weights, optimiser moments, counters and RNG; then re-apply ``state.config``'s hparams so a
+    PBT-mutated config wins over the learning rates stored inside the optimiser state."""
+    saved = payload["config"]
+    changed = [key for key in ARCHITECTURE_KEYS if saved.get(key) != getattr(state.config, key)]
+    if changed:
+        raise CheckpointError(f"checkpoint was made with different {changed}; it cannot be loaded here")
+    for name, net in state.nets.items():
+        _plain(net).load_state_dict(payload["nets"][name])
+    for name, optim in state.optims.items():
+        optim.load_state_dict(payload["optims"][name])
+    state.epoch = int(payload["epoch"])
+    state.step = int(payload["step"])
+    state.best = dict(payload["best"])
+    if restore_rng:
+        _set_rng_state(payload["rng"])
+    apply_hparams(state, state.config)

@@ -1,0 +1,157 @@
+"""One joint minibatch: DC, DD, G, C updated in sequence. Pure functions of (state, batch).
+
+Each step returns its metrics as detached 0-d tensors on the training device (``dict[str, Tensor]``):
+the trainer sums them on the device and reads them once per evaluation, so no step waits for the host.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from raydaug.data import Splits, baseline_augment
+from raydaug.losses import bce_real, discriminator_loss, fool_classifier
+from raydaug.state import TrainState
+
+Metrics = dict[str, torch.Tensor]
+
+
+def _update(state: TrainState, player: str, loss: torch.Tensor) -> None:
+    """Backpropagate ``loss`` into ``player``'s parameters only and take one optimiser step."""
+    params = state.parameters(player)
+    grads = torch.autograd.grad(loss, params)
+    for param, grad in zip(params, grads):
+        param.grad = grad
+    state.optims[player].step()
+
+
+def sample_noise(state: TrainState, n: int) -> torch.Tensor:
+    return torch.randn(n, state.config.noise_dim, device=state.device) * state.config.noise_std
+
+
+def dc_step(state: TrainState, x: torch.Tensor, y: torch.Tensor, fake: torch.Tensor) -> Metrics:
+    dc = state.nets["dc"]
+    loss = discriminator_loss(dc(x, y), dc(fake.detach(), y))
+    _update(state, "dc", loss)
+    return {"loss/dc": loss.detach()}
+
+
+def dd_step(state: TrainState, x: torch.Tensor, x_pair: torch.Tensor, fake: torch.Tensor) -> Metrics:
+    dd = state.nets["dd"]
+    loss = discriminator_loss(dd(x, x_pair), dd(x, fake.detach()))
+    _update(state, "dd", loss)
+    return {"loss/dd": loss.detach()}
+
+
+def generator_loss(state: TrainState, x: torch.Tensor, y: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """L_G = α·adv(DC) + β·adv(DD) + γ·(fool C), each term present only when its switch is on."""
+    config = state.config
+    loss = fake.new_zeros(())
+    if config.use_dc:
+        loss = loss + config.alpha * bce_real(state.nets["dc"](fake, y))
+    if config.use_dd:
+        loss = loss + config.beta * bce_real(state.nets["dd"](x, fake))
+    if config.use_gadv:
+        loss = loss + config.gamma * fool_classifier(state.nets["c"](fake), y, config.gadv_form)
+    return loss
+
+
+def g_step(state: TrainState, x: torch.Tensor, y: torch.Tensor, fake: torch.Tensor) -> Metrics:
+    """``fake`` must carry G's graph; the discriminators are evaluated after their own updates."""
+    loss = generator_loss(state, x, y, fake)
+    _update(state, "g", loss)
+    return {"loss/g": loss.detach()}
+
+
+def c_step(state: TrainState, real: torch.Tensor, y: torch.Tensor, augmented: torch.Tensor | None,
+           train_generator: bool = False) -> Metrics:
+    """CE on real and augmented images (learned aug), or on the augmented batch alone (baselines,
+    ``real`` is then that batch and ``augmented`` is None). With ``train_generator`` the same loss also
+    updates G: the plain STN of Table 3 row b, trained as an invariance rather than adversarially."""
+    c = state.nets["c"]
+    images = real if augmented is None else torch.cat([real, augmented])
+    labels = y if augmented is None else torch.cat([y, y])
+    logits = c(images)
+    loss = F.cross_entropy(logits, labels)
+    if train_generator:
+        params = state.parameters("c") + state.parameters("g")
+        grads = torch.autograd.grad(loss, params)
+        for param, grad in zip(params, grads):
+            param.grad = grad
+        state.optims["g"].step()
+        state.optims["c"].step()
+    else:
+        _update(state, "c", loss)
+    hits = (logits.detach().argmax(dim=1) == labels).float()
+    metrics = {"loss/c": loss.detach()}
+    if augmented is not None:
+        metrics["acc/aug"] = hits[real.shape[0]:].mean()
+    return metrics
+
+
+def train_step(state: TrainState, splits: Splits, raw: torch.Tensor, y: torch.Tensor,
+               raw_pair: torch.Tensor | None) -> Metrics:
+    """One minibatch of the whole game. ``raw`` are [0, 1] images; ``raw_pair`` same-class partners."""
+    config = state.config
+    metrics: Metrics = {}
+    if config.aug != "learned":
+        augmented = baseline_augment(config.aug, raw, config.dataset)
+        metrics.update(c_step(state, splits.normalize(augmented), y, None))
+        if config.aug != "none":
+            with torch.no_grad():
+                metrics["aug/l1"] = (augmented - raw).abs().mean() / splits.std.mean()
+        return metrics
+    x = splits.normalize(raw)
+    z = sample_noise(state, x.shape[0])
+    generator = state.nets["g"]
+    adversarial = config.trains_generator and config.g_is_adversarial
+    cooperative = config.trains_generator and not config.g_is_adversarial
+    if adversarial or cooperative:
+        fake = generator(x, z)
+    else:
+        with torch.no_grad():
+            fake = generator(x, z)
+    if "dc" in state.nets:
+        metrics.update(dc_step(state, x, y, fake))
+    if "dd" in state.nets:
+        metrics.update(dd_step(state, x, splits.normalize(raw_pair), fake))
+    if adversarial:
+        metrics.update(g_step(state, x, y, fake))
+    metrics.update(c_step(state, x, y, fake if cooperative else fake.detach(), train_generator=cooperative))
+    state.step += 1
+    return metrics
+
+
+@torch.inference_mode()
+def accuracy(state: TrainState, splits: Splits, images: torch.Tensor, labels: torch.Tensor,
+             chunk: int = 1024) -> float:
+    c = state.nets["c"]
+    was_training = c.training
+    c.eval()
+    correct = torch.zeros((), device=state.device)
+    for start in range(0, images.shape[0], chunk):
+        logits = c(splits.normalize(images[start:start + chunk]))
+        correct += (logits.argmax(dim=1) == labels[start:start + chunk]).sum()
+    c.train(was_training)
+    return float(correct) / max(1, images.shape[0])
+
+
+@torch.inference_mode()
+def augmentation_health(state: TrainState, x: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor) -> Metrics:
+    """``aug/l1`` mean |G(x,z) − x|, ``aug/affine_dev`` mean ‖θ − I‖, ``aug/z_div`` mean |G(x,z1) − G(x,z2)|
+    on a fixed batch of normalised training images and fixed noise."""
+    generator = state.nets["g"]
+    fake1, theta = generator.transform(x, z1)
+    fake2 = generator(x, z2)
+    metrics = {"aug/l1": (fake1 - x).abs().mean(), "aug/z_div": (fake1 - fake2).abs().mean()}
+    if theta is not None:
+        identity = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], device=theta.device)
+        metrics["aug/affine_dev"] = (theta - identity).flatten(1).norm(dim=1).mean()
+    return metrics
+
+
+def evaluate(state: TrainState, splits: Splits) -> dict[str, float]:
+    return {
+        "acc/train": accuracy(state, splits, splits.train.images, splits.train.labels),
+        "acc/val": accuracy(state, splits, splits.val.images, splits.val.labels) if len(splits.val) else float("nan"),
+        "acc/test": accuracy(state, splits, splits.test.images, splits.test.labels),
+    }

@@ -1,0 +1,286 @@
+"""The plain training loop (no Ray): epochs, evaluation, checkpoints and metric sinks.
+
+:class:`Trainer` is the one engine: ``raydaug train`` drives it here, and the Tune trainable drives the
+same object (``train_iteration`` / ``save`` / ``restore`` / ``apply_hparams``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from raydaug.checkpoint import load_checkpoint, save_checkpoint
+from raydaug.config import Config, ConfigError
+from raydaug.data import NUM_CLASSES, Splits, load_splits
+from raydaug.state import (TrainState, apply_hparams, build_state, checkpoint_file, load_state_dict,
+                           resolve_device, state_dict)
+from raydaug.steps import augmentation_health, evaluate, train_step
+
+LOSS_PLAYERS = {"loss/dc": "DC", "loss/dd": "DD", "loss/g": "G", "loss/c": "C"}
+
+
+class NonFiniteLossError(RuntimeError):
+    """A player's loss became NaN or inf."""
+
+
+class MetricAccumulator:
+    """Sums step metrics on the device; remembers the first step at which each loss was non-finite."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
+        self.first_bad: dict[str, torch.Tensor] = {}
+        self.steps = 0
+        self.samples = 0
+        self.seconds = 0.0
+
+    def add(self, metrics: dict[str, torch.Tensor], step: int) -> None:
+        for name, value in metrics.items():
+            value = value.float()
+            if name in self.sums:
+                self.sums[name] += value
+                self.counts[name] += 1
+            else:
+                self.sums[name] = value.clone()
+                self.counts[name] = 1
+            if name in LOSS_PLAYERS:
+                bad = self.first_bad.setdefault(name, torch.full((), -1, device=self.device, dtype=torch.long))
+                flag = (~torch.isfinite(value)) & (bad < 0)
+                self.first_bad[name] = torch.where(flag, torch.full_like(bad, step), bad)
+
+    def check_finite(self) -> None:
+        """One host sync: raise naming the first player and step whose loss was non-finite."""
+        if not self.first_bad:
+            return
+        names = list(self.first_bad)
+        steps = torch.stack([self.first_bad[name] for name in names]).tolist()
+        bad = [(step, name) for name, step in zip(names, steps) if step >= 0]
+        if bad:
+            step, name = min(bad)
+            raise NonFiniteLossError(f"{LOSS_PLAYERS[name]}'s loss ({name}) became non-finite at step {step}")
+
+    def means(self) -> dict[str, float]:
+        names = list(self.sums)
+        if not names:
+            return {}
+        values = torch.stack([self.sums[name] for name in names]).tolist()
+        return {name: value / self.counts[name] for name, value in zip(names, values)}
+
+
+@dataclass
+class Progress:
+    """Where a run stands, for progress lines."""
+
+    epoch: int
+    epochs: int
+    metrics: dict[str, float]
+
+    def line(self) -> str:
+        m = self.metrics
+
+        def fmt(key: str, spec: str = ".3f") -> str:
+            value = m.get(key)
+            return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+        return (f"epoch {self.epoch:>4}/{self.epochs} | loss c {fmt('loss/c')} g {fmt('loss/g')} "
+                f"dc {fmt('loss/dc')} dd {fmt('loss/dd')} | acc train {fmt('acc/train')} val {fmt('acc/val')} "
+                f"test {fmt('acc/test')} aug {fmt('acc/aug')} | aug l1 {fmt('aug/l1')} "
+                f"θ {fmt('aug/affine_dev')} z {fmt('aug/z_div')} | {fmt('time/step_ms', '.1f')} ms/step")
+
+
+class Trainer:
+    """Data + TrainState + per-window accumulators. One iteration = ``eval_every`` epochs + evaluation."""
+
+    def __init__(self, config: Config, device: torch.device | None = None, splits: Splits | None = None):
+        self.device = device or resolve_device(config.device)
+        self.splits = splits if splits is not None else load_splits(config, self.device)
+        if config.use_dd and config.aug == "learned" and config.joint and config.train_per_class < 2:
+            raise ConfigError("use_dd=true needs train_per_class ≥ 2: DD's real pairs are two different "
+                              "images of one class")
+        background = self.splits.normalize(torch.zeros(1, self.splits.channels, 1, 1, device=self.device))
+        self.state: TrainState = build_state(config, self.splits.channels, NUM_CLASSES, background, self.device)
+        self.accumulator = MetricAccumulator(self.device)
+        self._pair_index = _pair_tables(self.splits.train.labels)
+        eval_generator = torch.Generator(device="cpu").manual_seed(config.seed + 1)
+        n_eval = min(64, len(self.splits.train))
+        self.eval_x = self.splits.normalize(self.splits.train.images[:n_eval])
+        self.eval_z = [torch.randn(n_eval, config.noise_dim, generator=eval_generator).to(self.device)
+                       * config.noise_std for _ in range(3)]
+
+    @property
+    def config(self) -> Config:
+        return self.state.config
+
+    @property
+    def iteration(self) -> int:
+        return self.state.epoch // self.config.eval_every
+
+    @property
+    def done(self) -> bool:
+        return self.state.epoch >= self.config.epochs
+
+    def _same_class_partners(self, index: torch.Tensor) -> torch.Tensor:
+        """For each training index, a random *different* training image of the same class."""
+        members, position, counts = self._pair_index
+        labels = self.splits.train.labels[index]
+        count = counts[labels]
+        offset = 1 + (torch.rand(index.shape[0], device=self.device) * (count - 1)).long()
+        return members[labels, (position[index] + offset) % count]
+
+    def train_epoch(self) -> None:
+        train = self.splits.train
+        n, batch = len(train), self.config.batch_size
+        order = torch.randperm(n, device=self.device)
+        started = time.perf_counter()
+        needs_pairs = "dd" in self.state.nets
+        for start in range(0, n, batch):
+            index = order[start:start + batch]
+            pair = train.images[self._same_class_partners(index)] if needs_pairs else None
+            metrics = train_step(self.state, self.splits, train.images[index], train.labels[index], pair)
+            self.accumulator.add(metrics, self.state.step)
+            self.accumulator.steps += 1
+            self.accumulator.samples += int(index.shape[0])
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.accumulator.seconds += time.perf_counter() - started
+        self.state.epoch += 1
+        self.accumulator.check_finite()
+
+    def train_iteration(self) -> dict[str, Any]:
+        """Train up to the next evaluation epoch, then evaluate; returns the DESIGN metrics."""
+        target = min(self.config.epochs, (self.state.epoch // self.config.eval_every + 1) * self.config.eval_every)
+        while self.state.epoch < target:
+            self.train_epoch()
+        return self.report()
+
+    def report(self) -> dict[str, Any]:
+        acc = self.accumulator
+        metrics: dict[str, Any] = acc.means()
+        metrics.update(evaluate(self.state, self.splits))
+        if "g" in self.state.nets:
+            metrics.update({k: float(v) for k, v in augmentation_health(self.state, self.eval_x, *self.eval_z[:2]).items()})
+        config = self.config
+        for player in ("c", "g", "dc", "dd"):
+            if player in self.state.optims:
+                metrics[f"lr/{player}"] = self.state.optims[player].param_groups[0]["lr"]
+        if config.aug == "learned":
+            metrics.update({"hp/alpha": config.alpha, "hp/beta": config.beta, "hp/gamma": config.gamma})
+        metrics["epoch"] = self.state.epoch
+        metrics["step"] = self.state.step
+        metrics["time/step_ms"] = 1000.0 * acc.seconds / max(1, acc.steps)
+        metrics["time/samples_per_s"] = acc.samples / acc.seconds if acc.seconds > 0 else float("nan")
+        if metrics["acc/val"] > self.state.best["acc/val"]:
+            self.state.best = {"acc/val": metrics["acc/val"], "acc/test": metrics["acc/test"],
+                               "epoch": self.state.epoch}
+        acc.reset()
+        return metrics
+
+    def sample_images(self, count: int = 8) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """x and G(x, z) for the fixed evaluation noises, in [0, 1] for display."""
+        generator = self.state.nets["g"]
+        x = self.eval_x[:count]
+        with torch.inference_mode():
+            fakes = [self.splits.denormalize(generator(x, z[:count])) for z in self.eval_z]
+        return self.splits.denormalize(x), fakes
+
+    # ------------------------------------------------------------------ state
+    def apply_hparams(self, config: Config) -> None:
+        apply_hparams(self.state, config)
+
+    def state_payload(self) -> dict[str, Any]:
+        return state_dict(self.state)
+
+    def save(self, path: str | os.PathLike) -> None:
+        save_checkpoint(path, self.state_payload())
+
+    def load_payload(self, payload: dict[str, Any]) -> None:
+        load_state_dict(self.state, payload)
+        self.accumulator.reset()
+
+    def restore(self, path: str | os.PathLike) -> None:
+        self.load_payload(load_checkpoint(checkpoint_file(str(path)), map_location=self.device))
+
+
+def _pair_tables(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(members[class, k] = k-th training index of that class, position of each index within its class,
+    count per class), built once so partner sampling is pure tensor indexing."""
+    num_classes = int(labels.max()) + 1
+    counts = torch.bincount(labels, minlength=num_classes)
+    members = torch.zeros(num_classes, int(counts.max()), dtype=torch.long, device=labels.device)
+    position = torch.zeros_like(labels)
+    for cls in range(num_classes):
+        idx = torch.nonzero(labels == cls, as_tuple=True)[0]
+        members[cls, : len(idx)] = idx
+        position[idx] = torch.arange(len(idx), device=labels.device)
+    return members, position, counts
+
+
+# ---------------------------------------------------------------------- the `raydaug train` command
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    from raydaug.checkpoint import atomic_write_bytes
+
+    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+
+def run_training(config: Config, out_dir: str | os.PathLike, resume: bool = False,
+                 trial_id: str | None = None, log: Callable[[str], None] = print,
+                 stop_after_epochs: int | None = None) -> dict[str, Any]:
+    """Train ``config`` to the end (or ``stop_after_epochs``), writing checkpoints, Parquet, TensorBoard,
+    ``config.json`` and ``result.json`` under ``out_dir``. Returns the result dict."""
+    from raydaug.logging.parquet import metrics_row, metrics_writer, trial_row, trials_writer
+    from raydaug.logging.tensorboard import TensorBoardSink, sample_grid
+
+    out = Path(out_dir)
+    ckpt = out / "checkpoints" / "state.pt"
+    if resume and not ckpt.exists():
+        raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
+    trainer = Trainer(config)
+    trial_id = trial_id or out.resolve().name
+    if resume:
+        trainer.restore(ckpt)
+        log(f"resumed from {ckpt} at epoch {trainer.state.epoch}")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", config.to_dict())
+    writer = metrics_writer(str(out), trial_id)
+    trials = trials_writer(str(out))
+    trials.append(trial_row(trial_id, "restore" if resume else "start", trainer.iteration, config.to_dict()))
+    trials.flush()
+    board = TensorBoardSink(str(out / "tensorboard"))
+    log(f"training {config.aug} augmentation on {config.dataset} ({len(trainer.splits.train)} train / "
+        f"{len(trainer.splits.val)} val / {len(trainer.splits.test)} test images) on {trainer.device}; "
+        f"output in {out}")
+    started = time.perf_counter()
+    last: dict[str, Any] = {}
+    try:
+        while not trainer.done:
+            if stop_after_epochs is not None and trainer.state.epoch >= stop_after_epochs:
+                break
+            last = trainer.train_iteration()
+            writer.append(metrics_row(last, trainer.iteration, time.perf_counter() - started))
+            board.scalars(last, trainer.state.epoch)
+            if "g" in trainer.state.nets:
+                board.image("samples/x_then_G(x,z)", sample_grid(*trainer.sample_images()), trainer.state.epoch)
+            log(Progress(trainer.state.epoch, config.epochs, last).line())
+            if trainer.state.epoch % config.checkpoint_every == 0 or trainer.done:
+                writer.flush()  # rows reported before a checkpoint are durable once it is
+                trainer.save(ckpt)
+    finally:
+        writer.flush()
+        board.close()
+    result = {"final": last, "best": trainer.state.best, "epochs_done": trainer.state.epoch,
+              "trial_id": trial_id, "checkpoint": str(ckpt)}
+    write_json(out / "result.json", result)
+    best = trainer.state.best
+    log(f"done: best acc/val {best['acc/val']:.4f} at epoch {best['epoch']} → acc/test {best['acc/test']:.4f}; "
+        f"results in {out}")
+    return result
