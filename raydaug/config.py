@@ -48,6 +48,7 @@ class Config:
     use_dd: bool = True
     use_gadv: bool = True
     gadv_form: str = "paper"
+    div_weight: float = 0.0  # mode-seeking diversity term on G (extension, 0 = the paper)
     # loss weights and optimisers
     alpha: float = 0.1
     beta: float = 0.05
@@ -119,7 +120,7 @@ class Config:
             _at_least(key, getattr(self, key), 1)
         _at_least("val_per_class", self.val_per_class, 0)
         _at_least("seed", self.seed, 0)
-        for key in ("alpha", "beta", "gamma", "weight_decay_c"):
+        for key in ("alpha", "beta", "gamma", "weight_decay_c", "div_weight"):
             _finite_range(key, getattr(self, key), 0.0, math.inf, "≥ 0")
         for key in ("lr_c", "lr_g", "lr_dc", "lr_dd", "noise_std"):
             _finite_range(key, getattr(self, key), 0.0, math.inf, "> 0", strict_low=True)
@@ -129,6 +130,11 @@ class Config:
                 f"image_size={self.image_size} is not supported: the nets downsample by 2 down to 4x4, "
                 f"allowed values: {list(SUPPORTED_IMAGE_SIZES)}"
             )
+        if self.checkpoint_every % self.eval_every:
+            raise ConfigError(f"checkpoint_every={self.checkpoint_every} must be a multiple of "
+                              f"eval_every={self.eval_every}: checkpoints are taken at evaluations")
+        if "badgan" in (self.classifier, self.disc) and self.image_size < 16:
+            raise ConfigError(f"classifier=badgan / disc=badgan needs image_size ≥ 16 (got {self.image_size})")
         limit = DATASET_TRAIN_LIMIT[self.dataset]
         if (self.train_per_class + self.val_per_class) > limit:
             raise ConfigError(

@@ -32,3 +32,11 @@ def fool_classifier(logits: torch.Tensor, labels: torch.Tensor, form: str) -> to
     if form == "code":
         return F.cross_entropy(1.0 - logits.softmax(dim=1), labels)
     raise ValueError(f"unknown gadv_form {form!r}")
+
+
+def mode_seeking(fake1: torch.Tensor, fake2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor,
+                 eps: float = 1e-5) -> torch.Tensor:
+    """Mode-seeking term (Mao et al. 2019): small when two noises give images far apart relative to the
+    distance between the noises; 1/(ratio + eps) saturates instead of rewarding unbounded change."""
+    ratio = (fake1 - fake2).abs().mean() / (z1 - z2).abs().mean()
+    return 1.0 / (ratio + eps)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from raydaug.data import Splits, baseline_augment
-from raydaug.losses import bce_real, discriminator_loss, fool_classifier
+from raydaug.losses import bce_real, discriminator_loss, fool_classifier, mode_seeking
 from raydaug.state import TrainState
 
 Metrics = dict[str, torch.Tensor]
@@ -42,10 +42,15 @@ def dd_step(state: TrainState, x: torch.Tensor, x_pair: torch.Tensor, fake: torc
     return {"loss/dd": loss.detach()}
 
 
-def generator_loss(state: TrainState, x: torch.Tensor, y: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """L_G = α·adv(DC) + β·adv(DD) + γ·(fool C), each term present only when its switch is on."""
+def generator_loss(state: TrainState, x: torch.Tensor, y: torch.Tensor, fake: torch.Tensor,
+                   diversity: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """L_G = α·adv(DC) + β·adv(DD) + γ·(fool C), each term present only when its switch is on, plus the
+    optional mode-seeking term ``div_weight · ms(G(x,z1), G(x,z2))`` given ``diversity = (fake2, z1, z2)``."""
     config = state.config
     loss = fake.new_zeros(())
+    if diversity is not None:
+        fake2, z1, z2 = diversity
+        loss = loss + config.div_weight * mode_seeking(fake, fake2, z1, z2)
     if config.use_dc:
         loss = loss + config.alpha * bce_real(state.nets["dc"](fake, y))
     if config.use_dd:
@@ -55,9 +60,10 @@ def generator_loss(state: TrainState, x: torch.Tensor, y: torch.Tensor, fake: to
     return loss
 
 
-def g_step(state: TrainState, x: torch.Tensor, y: torch.Tensor, fake: torch.Tensor) -> Metrics:
+def g_step(state: TrainState, x: torch.Tensor, y: torch.Tensor, fake: torch.Tensor,
+           diversity: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> Metrics:
     """``fake`` must carry G's graph; the discriminators are evaluated after their own updates."""
-    loss = generator_loss(state, x, y, fake)
+    loss = generator_loss(state, x, y, fake, diversity)
     _update(state, "g", loss)
     return {"loss/g": loss.detach()}
 
@@ -115,7 +121,11 @@ def train_step(state: TrainState, splits: Splits, raw: torch.Tensor, y: torch.Te
     if "dd" in state.nets:
         metrics.update(dd_step(state, x, splits.normalize(raw_pair), fake))
     if adversarial:
-        metrics.update(g_step(state, x, y, fake))
+        diversity = None
+        if config.div_weight > 0:
+            z2 = sample_noise(state, x.shape[0])
+            diversity = (generator(x, z2), z, z2)
+        metrics.update(g_step(state, x, y, fake, diversity))
     metrics.update(c_step(state, x, y, fake if cooperative else fake.detach(), train_generator=cooperative))
     state.step += 1
     return metrics

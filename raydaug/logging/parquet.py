@@ -46,15 +46,30 @@ def resolve(storage: str) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), os.path.abspath(storage)
 
 
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """Columns worth dictionary-encoding: strings and the hyperparameter columns, which change only at
+    PBT exploits. Losses and accuracies are near-unique floats: a dictionary only slows their reads."""
+    return [field.name for field in schema
+            if pa.types.is_string(field.type) or field.name.startswith(("lr/", "hp/"))]
+
+
 def write_table_atomic(filesystem: pafs.FileSystem, folder: str, table: pa.Table) -> str:
-    """Write ``table`` as a new part file: to a hidden temp name first, then move into place."""
+    """Write ``table`` as a new part file: to a hidden temp name first, then move into place, so readers
+    (which skip hidden names) never see a half-written file."""
     filesystem.create_dir(folder, recursive=True)
     name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
     tmp = f"{folder}/.{name}.tmp"
     final = f"{folder}/{name}"
-    with filesystem.open_output_stream(tmp) as stream:
-        pq.write_table(table, stream)
-    filesystem.move(tmp, final)
+    try:
+        with filesystem.open_output_stream(tmp) as stream:
+            pq.write_table(table, stream, use_dictionary=dictionary_columns(table.schema))
+        filesystem.move(tmp, final)
+    except BaseException:
+        try:
+            filesystem.delete_file(tmp)
+        except OSError:
+            pass
+        raise
     return final
 
 

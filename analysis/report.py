@@ -1,0 +1,336 @@
+"""``raydaug analyze RUN_DIR --out DIR``: every table, plot and best checkpoint of a run in one folder,
+with ``report.html`` linking them (offline: no scripts, no external resources).
+
+Works on a run that is still going or was interrupted (only whole part files are ever visible) and on
+a ``raydaug train --out DIR`` folder (same ``parquet/`` layout, one trial, ``checkpoints/state.pt``).
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import shutil
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.fs as pafs
+
+from analysis import curves, lineage, tables
+from analysis.load import PartFileWarning, RunData, load, print_warnings
+from raydaug.logging.parquet import resolve
+
+TOP_K = 5
+GRID_TRIALS = 3
+RUN_FOLDERS = {"parquet", "report", "tensorboard", "checkpoints"}
+
+
+# ---------------------------------------------------------------------- checkpoints
+def _checkpoint_index(name: str) -> tuple[int, str]:
+    digits = "".join(ch for ch in name.rsplit("_", 1)[-1] if ch.isdigit())
+    return (int(digits) if digits else -1, name)
+
+
+def _checkpoint_iteration(filesystem: pafs.FileSystem, folder: str) -> int | None:
+    """The training_iteration a Tune checkpoint folder was saved at (its ``trial.json``), if known."""
+    try:
+        with filesystem.open_input_stream(f"{folder}/trial.json") as stream:
+            return int(json.loads(stream.read().decode())["training_iteration"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def find_checkpoints(run_dir: str, best_iterations: dict[str, int]) -> dict[str, tuple[str, int | None]]:
+    """trial_id → (``state.pt`` path, its training_iteration or None): the checkpoint saved at the
+    trial's best iteration when it was kept, else its latest. Tune keeps them in
+    ``RUN_DIR/<trainable>_<trial_id>_.../checkpoint_*/`` (with a ``trial.json``); ``raydaug train``
+    in ``RUN_DIR/checkpoints/state.pt``."""
+    filesystem, root = resolve(run_dir)
+    found: dict[str, tuple[str, int | None]] = {}
+    children = [c for c in filesystem.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+                if c.type == pafs.FileType.Directory and c.base_name not in RUN_FOLDERS]
+    for trial_id, best_iteration in best_iterations.items():
+        candidates: list[tuple[int | None, str, str]] = []
+        for owner in (c for c in children if f"_{trial_id}_" in f"_{c.base_name}_"):
+            for folder in sorted((c for c in filesystem.get_file_info(pafs.FileSelector(owner.path))
+                                  if c.type == pafs.FileType.Directory and c.base_name.startswith("checkpoint")),
+                                 key=lambda c: _checkpoint_index(c.base_name)):
+                state = f"{folder.path}/state.pt"
+                if filesystem.get_file_info(state).type == pafs.FileType.File:
+                    candidates.append((_checkpoint_iteration(filesystem, folder.path), folder.base_name, state))
+        if candidates:
+            at_best = [c for c in candidates if c[0] == best_iteration]
+            chosen = at_best[0] if at_best else max(
+                candidates, key=lambda c: (c[0] if c[0] is not None else -1, _checkpoint_index(c[1])))
+            found[trial_id] = (chosen[2], chosen[0])
+    single = f"{root}/checkpoints/state.pt"
+    missing = [t for t in best_iterations if t not in found]
+    if len(missing) == 1 and len(best_iterations) == 1 \
+            and filesystem.get_file_info(single).type == pafs.FileType.File:
+        found[missing[0]] = (single, None)
+    return found
+
+
+def publish_checkpoint(run_dir: str, source: str, target: Path) -> Path:
+    """Link (local runs) or copy (remote storage, or where links are impossible) a checkpoint."""
+    filesystem, _ = resolve(run_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_symlink() or target.exists():
+        target.unlink()
+    if isinstance(filesystem, pafs.LocalFileSystem):
+        try:
+            target.symlink_to(source)
+            return target
+        except OSError:
+            shutil.copyfile(source, target)
+            return target
+    with filesystem.open_input_stream(source) as stream, open(target, "wb") as handle:
+        shutil.copyfileobj(stream, handle)
+    return target
+
+
+# ---------------------------------------------------------------------- the report
+@dataclass
+class Section:
+    title: str
+    text: str = ""
+    tables: list[tuple[str, pd.DataFrame, list[Path]]] = field(default_factory=list)  # caption, shown, files
+    images: list[Path] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    out_dir: Path
+    sections: list[Section] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    summary: list[str] = field(default_factory=list)
+
+    def section(self, title: str, text: str = "") -> Section:
+        self.sections.append(Section(title, text))
+        return self.sections[-1]
+
+
+def default_out(run_dir: str) -> Path:
+    filesystem, root = resolve(run_dir)
+    if isinstance(filesystem, pafs.LocalFileSystem):
+        return Path(root) / "report"
+    return Path.cwd() / f"report_{root.rstrip('/').rsplit('/', 1)[-1]}"
+
+
+def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: int = GRID_TRIALS) -> Report:
+    """Write every table and plot of ``run`` into ``out_dir``; returns what was made, for the page."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = Report(out_dir)
+    summary = tables.trial_summary(run)
+    summary.to_csv(out_dir / "trials.csv", index=False)
+    metrics = run.metrics
+    last_seen = float(metrics["timestamp"].max()) if metrics["timestamp"].notna().any() else float("nan")
+    age = time.time() - last_seen
+    overview = report.section("Run")
+    overview.text = (f"{run.run_dir}: {len(summary)} trial(s), {len(metrics)} metric rows, "
+                     f"{len(run.trials)} trial start/restore rows, {len(run.events)} PBT event rows; "
+                     f"latest report {_age(age)} ago.")
+    overview.tables.append(("Trials (score: acc/test at the best acc/val)", _rounded(summary),
+                            [out_dir / "trials.csv"]))
+    if run.skipped:
+        report.notes += [f"skipped unreadable part file {path}: {reason}" for path, reason in run.skipped]
+
+    # best checkpoints
+    best = tables.best_checkpoint_table(summary, top_k)
+    ids = [str(t) for t in best["trial_id"]]
+    found = find_checkpoints(run.run_dir, {t: int(i) for t, i in zip(ids, best["best_iteration"])})
+    links = []
+    for trial_id in ids:
+        if trial_id in found:
+            link = publish_checkpoint(run.run_dir, found[trial_id][0],
+                                      out_dir / "checkpoints" / trial_id / "state.pt")
+            links.append(str(link.relative_to(out_dir)))
+        else:
+            links.append("")
+    best = best.assign(checkpoint=[found[t][0] if t in found else "" for t in ids],
+                       checkpoint_iteration=[found[t][1] if t in found else None for t in ids],
+                       report_copy=links)
+    section = report.section("Best checkpoints", f"Top {top_k} trials by best acc/val. checkpoint: the one saved "
+                                                 "at the best iteration when Tune kept it, else the trial's latest "
+                                                 "(checkpoint_iteration; empty when unknown); linked or copied "
+                                                 "under checkpoints/.")
+    section.tables.append(("Top trials", _rounded(best),
+                           tables.write_table(best, _rounded(best), out_dir, "best_checkpoints")))
+    if not best.empty:
+        top = best.iloc[0]
+        report.summary.append(f"best trial {top['trial_id']}: acc/val {top['best_acc_val']:.4f} at iteration "
+                              f"{int(top['best_iteration'])} → acc/test {top['test_at_best']:.4f}")
+
+    # paper tables
+    t1 = tables.table1(summary)
+    section = report.section("Table 1 — dataset × augmentation",
+                             "acc/test (%) at each trial's best acc/val, mean ± sample std over seeds; learned = "
+                             "joint training with all players (Table 3 row l).")
+    if t1.empty:
+        section.text += " No trial qualifies yet."
+    else:
+        shown = tables.display_table1(t1)
+        section.tables.append(("Table 1", shown, tables.write_table(t1, shown, out_dir, "table1")))
+    t3 = tables.table3(summary)
+    if not t3.empty:
+        section = report.section("Table 3 — ablation", "Rows identified by the use_* flags (Table 3 of the paper; "
+                                                       "paper numbers are CIFAR-10 with 4000 images).")
+        shown = tables.display_table3(t3)
+        section.tables.append(("Table 3", shown, tables.write_table(t3, shown, out_dir, "table3")))
+
+    # curves
+    section = report.section("Accuracy curves")
+    section.images += curves.accuracy_per_trial(run, out_dir)
+    section.images += curves.accuracy_per_group(run, out_dir)
+    fig3 = curves.fig3_samples(summary, out_dir)
+    if fig3:
+        report.section("Fig. 3 — accuracy vs number of training images").images.append(fig3[0])
+        report.sections[-1].files.append(fig3[1])
+    fig4 = curves.fig4_joint_vs_frozen(run, summary, out_dir)
+    if fig4:
+        section = report.section("Fig. 4 — joint training vs C on frozen G snapshots",
+                                 "The curriculum effect: joint training against classifiers trained on fixed "
+                                 "generator snapshots.")
+        section.images.append(fig4[0])
+        section.files.append(fig4[1])
+    health = curves.augmentation_health(run, out_dir)
+    if health:
+        report.section("Augmentation health", "A collapsing G shows as rising aug/l1 with falling acc/aug; "
+                                              "aug/z_div near 0 means the noise is ignored.").images += health
+
+    # PBT
+    history = lineage.History(run)
+    if history.exploits:
+        section = report.section("PBT schedules and lineage",
+                                 f"{len(history.exploits)} exploit(s). A change at iteration k governs iterations "
+                                 "k+1 onwards.")
+        section.images += lineage.plot_schedules(run, out_dir)
+        best_id = str(best["trial_id"].iloc[0]) if not best.empty else None
+        section.images += lineage.plot_lineage(run, best_id, out_dir)
+        table = lineage.lineage_table(run)
+        section.tables.append(("Exploits (who copied whom, when)", table,
+                               tables.write_table(table, table, out_dir, "pbt_lineage")))
+        if best_id is not None:
+            root, steps = history.lineage(best_id)
+            frame = lineage.schedule_frame(steps)
+            end = int(metrics.loc[metrics["trial_id"] == best_id, "training_iteration"].max())
+            section.images += lineage.plot_best_schedule(steps, best_id, root, end, out_dir)
+            section.tables.append((f"Best trial {best_id}: full schedule (root {root})", frame,
+                                   tables.write_table(frame, frame, out_dir, "best_schedule")))
+
+    # sample grids
+    section = report.section("Sample grids (Fig. 5)", "Each row: an input x, then G(x, z) for several z, from the "
+                                                       "trial's checkpoint.")
+    _grids(run, summary, best, found, section, report, grid_trials)
+    return report
+
+
+def _grids(run: RunData, summary: pd.DataFrame, best: pd.DataFrame, found: dict[str, Any], section: Section,
+           report: Report, grid_trials: int) -> None:
+    from analysis.grids import NoGeneratorError, sample_grid_png
+    from raydaug.checkpoint import CheckpointError
+    from raydaug.config import ConfigError
+    from raydaug.data import DataError
+
+    learned = set(summary.loc[summary["aug"] == "learned", "trial_id"].astype(str))
+    made = 0
+    for trial_id in [str(t) for t in best["trial_id"]]:
+        if made >= grid_trials:
+            break
+        if trial_id not in learned or trial_id not in found:
+            continue
+        local = report.out_dir / "checkpoints" / trial_id / "state.pt"
+        try:
+            png = sample_grid_png(local, report.out_dir / f"samples_{trial_id}.png", f"trial {trial_id}")
+        except (NoGeneratorError, CheckpointError, ConfigError, DataError, FileNotFoundError) as error:
+            report.notes.append(f"no sample grid for trial {trial_id}: {str(error).splitlines()[0]}")
+            continue
+        section.images.append(png)
+        made += 1
+    if not made:
+        section.text += " No checkpoint of a learned-augmentation trial was found."
+
+
+def _age(seconds: float) -> str:
+    if seconds != seconds:
+        return "unknown"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.round(4)
+
+
+# ---------------------------------------------------------------------- HTML
+_STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
+table{border-collapse:collapse;font-size:13px;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px}
+th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee;margin:.5em 0}
+.note{color:#a33}nav a{margin-right:1em}"""
+
+
+def _link(path: Path, out_dir: Path) -> str:
+    relative = os.path.relpath(path, out_dir)
+    return f'<a href="{html.escape(relative)}">{html.escape(relative)}</a>'
+
+
+def render_html(report: Report) -> str:
+    out = report.out_dir
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>raydaug report</title>",
+             f"<style>{_STYLE}</style></head><body><h1>raydaug report</h1>"]
+    parts.append("<nav>" + "".join(f'<a href="#s{i}">{html.escape(s.title)}</a>'
+                                   for i, s in enumerate(report.sections)) + "</nav>")
+    for line in report.summary:
+        parts.append(f"<p><b>{html.escape(line)}</b></p>")
+    for note in report.notes:
+        parts.append(f"<p class='note'>{html.escape(note)}</p>")
+    for index, section in enumerate(report.sections):
+        parts.append(f'<h2 id="s{index}">{html.escape(section.title)}</h2>')
+        if section.text:
+            parts.append(f"<p>{html.escape(section.text)}</p>")
+        for caption, frame, files in section.tables:
+            parts.append(f"<h3>{html.escape(caption)}</h3>")
+            parts.append(frame.to_html(index=False, na_rep="—", escape=True, border=0))
+            if files:
+                parts.append("<p>" + " · ".join(_link(f, out) for f in files) + "</p>")
+        for image in section.images:
+            parts.append(f'<p><img src="{html.escape(os.path.relpath(image, out))}" '
+                         f'alt="{html.escape(image.stem)}"><br>{_link(image, out)}</p>')
+        if section.files:
+            parts.append("<p>" + " · ".join(_link(f, out) for f in section.files) + "</p>")
+    parts.append(f"<p><small>generated {time.strftime('%Y-%m-%d %H:%M:%S')}</small></p></body></html>")
+    return "\n".join(parts)
+
+
+def write_report(run_dir: str, out: str | None = None) -> tuple[Path, Report]:
+    out_dir = Path(out) if out else default_out(run_dir)
+    run = load(run_dir)
+    report = build_report(run, out_dir)
+    page = out_dir / "report.html"
+    tmp = out_dir / ".report.html.tmp"
+    tmp.write_text(render_html(report), encoding="utf-8")
+    tmp.replace(page)
+    return page, report
+
+
+def analyze_command(run_dir: str, out: str | None) -> None:
+    """``raydaug analyze``: write the report and print a short summary."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PartFileWarning)
+        page, report = write_report(run_dir, out)
+    print_warnings(caught)
+    print(report.sections[0].text)
+    for line in report.summary:
+        print(line)
+    for note in report.notes:
+        if not note.startswith("skipped unreadable"):
+            print(f"note: {note}")
+    print(f"report: {page}")
+

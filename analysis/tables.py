@@ -1,0 +1,207 @@
+"""Per-trial summary and the paper's tables (Table 1: dataset × augmentation; Table 3: ablation rows),
+with the paper's numbers side by side, as DataFrames, Markdown and CSV.
+
+A trial's score is its ``acc/test`` at the iteration with its best ``acc/val`` (ties: the earliest),
+the paper's protocol. Groups report mean ± sample standard deviation (ddof = 1) over their trials
+(seeds), in percent.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analysis.load import PARTITION_KEY, RunData, best_rows, config_dicts
+from raydaug.config import TABLE3_ROWS
+
+# Table 1 of the paper: test accuracy (%) on the reduced training sets.
+PAPER_TABLE1: dict[tuple[str, str], float] = {
+    ("mnist", "none"): 90.81, ("fashion_mnist", "none"): 79.02, ("svhn", "none"): 79.55, ("cifar10", "none"): 66.73,
+    ("mnist", "light"): 97.55, ("fashion_mnist", "light"): 78.96, ("svhn", "light"): 84.48, ("cifar10", "light"): 74.76,
+    ("mnist", "strong"): 98.50, ("fashion_mnist", "strong"): 80.37, ("svhn", "strong"): 84.33,
+    ("cifar10", "strong"): 77.74,
+    ("mnist", "learned"): 98.61, ("fashion_mnist", "learned"): 82.43, ("svhn", "learned"): 86.07,
+    ("cifar10", "learned"): 80.5,
+}
+# The paper's reduced sets (550 / 550 / 1000 / 4000 images) in images per class.
+PAPER_TRAIN_PER_CLASS = {"mnist": 55, "fashion_mnist": 55, "svhn": 100, "cifar10": 400}
+# Baselines measured on the embedded digits data (reference-facts.md): 10 training images per class.
+DIGITS_REFERENCE: dict[str, tuple[float, float]] = {
+    "none": (95.47, 0.57), "light": (97.59, 0.89), "strong": (96.52, 0.73), "trivial": (97.59, 0.87)}
+DIGITS_REFERENCE_TRAIN_PER_CLASS = 10
+# Table 3 of the paper (CIFAR-10, 4000 training images).
+PAPER_TABLE3 = {"a": 66.73, "b": 64.75, "c": 70.62, "d": 68.03, "e": 67.24, "f": 67.11, "g": 73.82,
+                "h": 80.14, "l": 80.51}
+ABLATION_FLAGS = ("use_stn", "use_enc", "use_dec", "use_dc", "use_dd", "use_gadv")
+AUG_NAMES = {"none": "baseline (no augmentation)", "light": "light DA", "strong": "strong DA",
+             "trivial": "TrivialAugmentWide", "learned": "learned (ours)"}
+
+
+def table3_row(config: dict[str, Any]) -> str | None:
+    """The Table 3 row letter whose players ``config`` trains (joint training only), or None."""
+    if not config or not config.get("joint", True):
+        return None
+    if config.get("aug") == "none":
+        return "a"
+    if config.get("aug") != "learned":
+        return None
+    for letter, (_, flags) in TABLE3_ROWS.items():
+        if flags["aug"] == "learned" and all(config.get(key) == flags[key] for key in ABLATION_FLAGS):
+            return letter
+    return None
+
+
+def trial_summary(run: RunData, metric: str = "acc/val") -> pd.DataFrame:
+    """One row per trial: its configuration keys that matter for grouping, its best-``metric`` row
+    (``best_acc_val``, ``test_at_best``, ``best_iteration``, ``best_epoch``), its last row and size."""
+    configs = config_dicts(run)
+    metrics = run.metrics
+    grouped = metrics.groupby(PARTITION_KEY, sort=True, observed=True)
+    sizes = grouped.size()
+    last = grouped.tail(1).set_index(PARTITION_KEY)
+    best = best_rows(run, metric).set_index(PARTITION_KEY)
+    rows = []
+    for trial_id, config in configs.items():
+        row: dict[str, Any] = {
+            PARTITION_KEY: trial_id,
+            "dataset": config.get("dataset"), "aug": config.get("aug"),
+            "train_per_class": config.get("train_per_class"), "seed": config.get("seed"),
+            "joint": config.get("joint"), "g_checkpoint": config.get("g_checkpoint") or None,
+            "table3_row": table3_row(config),
+            "rows": int(sizes.get(trial_id, 0)),
+        }
+        if trial_id in last.index:
+            row.update(last_iteration=last.at[trial_id, "training_iteration"], last_epoch=last.at[trial_id, "epoch"],
+                       last_acc_test=last.at[trial_id, "acc/test"])
+        if trial_id in best.index:
+            row.update(best_acc_val=best.at[trial_id, metric], test_at_best=best.at[trial_id, "acc/test"],
+                       best_iteration=best.at[trial_id, "training_iteration"], best_epoch=best.at[trial_id, "epoch"])
+        rows.append(row)
+    columns = [PARTITION_KEY, "dataset", "aug", "train_per_class", "seed", "joint", "g_checkpoint", "table3_row",
+               "rows", "last_iteration", "last_epoch", "last_acc_test", "best_acc_val", "test_at_best",
+               "best_iteration", "best_epoch"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _mean_std(values: pd.Series) -> tuple[float, float]:
+    values = values.dropna() * 100.0
+    mean = float(values.mean()) if len(values) else math.nan
+    std = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+    return mean, std
+
+
+def _is_table1_trial(row: pd.Series) -> bool:
+    """Table 1 compares augmentations with the full method: joint training, and for ``learned`` all
+    players (Table 3 row l)."""
+    if row["joint"] is not True or _missing(row["test_at_best"]) or row["aug"] is None:
+        return False
+    return row["aug"] != "learned" or row["table3_row"] == "l"
+
+
+def table1(summary: pd.DataFrame) -> pd.DataFrame:
+    """Dataset × training-set size × augmentation: trials, acc/test mean ± std (%), the paper's number."""
+    chosen = summary[summary.apply(_is_table1_trial, axis=1)] if not summary.empty else summary
+    rows = []
+    for (dataset, per_class, aug), group in chosen.groupby(["dataset", "train_per_class", "aug"], sort=True):
+        mean, std = _mean_std(group["test_at_best"])
+        paper, source = _table1_reference(dataset, int(per_class), aug)
+        rows.append({"dataset": dataset, "train_per_class": int(per_class), "aug": aug, "trials": len(group),
+                     "acc_test_mean": mean, "acc_test_std": std, "paper": paper, "paper_source": source})
+    return pd.DataFrame(rows, columns=["dataset", "train_per_class", "aug", "trials", "acc_test_mean",
+                                       "acc_test_std", "paper", "paper_source"])
+
+
+def _table1_reference(dataset: str, per_class: int, aug: str) -> tuple[float, str]:
+    if dataset in PAPER_TRAIN_PER_CLASS and per_class == PAPER_TRAIN_PER_CLASS[dataset]:
+        if (dataset, aug) in PAPER_TABLE1:
+            return PAPER_TABLE1[(dataset, aug)], "paper Table 1"
+    if dataset == "digits" and per_class == DIGITS_REFERENCE_TRAIN_PER_CLASS and aug in DIGITS_REFERENCE:
+        return DIGITS_REFERENCE[aug][0], "digits baseline (reference-facts)"
+    return math.nan, ""
+
+
+def table3(summary: pd.DataFrame) -> pd.DataFrame:
+    """Ablation rows a..l per dataset and training-set size, with the paper's CIFAR-10/4000 numbers.
+    Empty unless the run holds at least one ablation row (b..h)."""
+    chosen = summary[summary["table3_row"].notna() & summary["test_at_best"].notna()] if not summary.empty \
+        else summary
+    columns = ["dataset", "train_per_class", "row", "players", "trials", "acc_test_mean", "acc_test_std", "paper"]
+    ablations = set(TABLE3_ROWS) - {"a", "l"}
+    if chosen.empty or not ablations & set(chosen["table3_row"]):
+        return pd.DataFrame(columns=columns)
+    order = list(TABLE3_ROWS)
+    rows = []
+    for (dataset, per_class), block in chosen.groupby(["dataset", "train_per_class"], sort=True):
+        for letter, group in sorted(block.groupby("table3_row"), key=lambda item: order.index(item[0])):
+            mean, std = _mean_std(group["test_at_best"])
+            paper = PAPER_TABLE3[letter] if (dataset, int(per_class)) == ("cifar10", 400) else math.nan
+            rows.append({"dataset": dataset, "train_per_class": int(per_class), "row": letter,
+                         "players": TABLE3_ROWS[letter][0], "trials": len(group), "acc_test_mean": mean,
+                         "acc_test_std": std, "paper": paper})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def best_checkpoint_table(summary: pd.DataFrame, k: int = 5) -> pd.DataFrame:
+    """The top-``k`` trials by best acc/val with their acc/test there."""
+    scored = summary.dropna(subset=["best_acc_val"])
+    top = scored.sort_values(["best_acc_val", PARTITION_KEY], ascending=[False, True], kind="stable").head(k)
+    return top[[PARTITION_KEY, "dataset", "aug", "best_acc_val", "test_at_best", "best_iteration", "best_epoch",
+                "last_iteration"]].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------- output
+def format_mean_std(mean: float, std: float, digits: int = 2) -> str:
+    if _missing(mean):
+        return "—"
+    return f"{mean:.{digits}f}" if _missing(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _cell(value: Any) -> str:
+    if _missing(value):
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|")
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (no extra dependency)."""
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body]) + "\n"
+
+
+def display_table1(table: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 for reading: ``mean ± std`` strings and the reference beside them."""
+    return pd.DataFrame({
+        "dataset": table["dataset"], "train/class": table["train_per_class"],
+        "augmentation": [AUG_NAMES.get(a, a) for a in table["aug"]], "trials": table["trials"],
+        "acc/test % (mean ± std)": [format_mean_std(m, s) for m, s in zip(table["acc_test_mean"], table["acc_test_std"])],
+        "reference %": [_cell(p) if not _missing(p) else "—" for p in table["paper"]],
+        "reference from": [s or "—" for s in table["paper_source"]],
+    })
+
+
+def display_table3(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "dataset": table["dataset"], "train/class": table["train_per_class"], "row": table["row"],
+        "players": table["players"], "trials": table["trials"],
+        "acc/test % (mean ± std)": [format_mean_std(m, s) for m, s in zip(table["acc_test_mean"], table["acc_test_std"])],
+        "paper %": [_cell(p) for p in table["paper"]],
+    })
+
+
+def write_table(frame: pd.DataFrame, display: pd.DataFrame, out_dir: Path, stem: str) -> list[Path]:
+    """``stem.csv`` (numbers, full precision) and ``stem.md`` (for reading)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.md"
+    frame.to_csv(csv_path, index=False)
+    md_path.write_text(to_markdown(display))
+    return [csv_path, md_path]

@@ -1,0 +1,121 @@
+"""The Tune trainable: a thin shell that drives :class:`raydaug.train.Trainer` for one trial.
+
+Every iteration (``eval_every`` epochs) it reports the DESIGN metrics with ``tune.report``; at
+checkpoint iterations (``checkpoint_every`` epochs, and the last one) it first makes its Parquet
+rows durable, then reports the checkpoint. A restore (``tune.get_checkpoint()``: PBT exploit,
+failure retry, --resume) loads the checkpoint and then applies the trial's *current* config, so a
+mutated α/β/γ and all four learning rates are live from the next step on.
+
+Everything lives inside the function call, so an actor reused for another trial (``reuse_actors``:
+Ray finishes this function and calls it again with the new config) starts from a clean Trainer,
+reseeded by its config; process-wide torch settings (threads) are set again on every call.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from ray import tune
+
+from raydaug.config import FIELD_TYPES, Config, ConfigError
+from raydaug.logging.parquet import metrics_row, metrics_writer, trial_row, trials_writer
+from raydaug.train import Trainer
+
+STATE_FILE = "state.pt"
+META_FILE = "trial.json"
+
+
+def trial_config(values: Mapping[str, Any], gpus: float) -> Config:
+    """The trial's Config; the device follows the resources Ray assigned, not the config."""
+    known = {key: value for key, value in values.items() if key in FIELD_TYPES}
+    config = Config.from_dict(known)
+    if gpus > 0:
+        if config.device == "cpu":
+            raise ConfigError("device=cpu but the trial was given a GPU share (--gpus-per-trial)")
+        if not torch.cuda.is_available():
+            raise ConfigError(f"the trial was given {gpus} GPU but CUDA is not available in its worker")
+        device = "cuda"
+    else:
+        if config.device == "cuda":
+            raise ConfigError("device=cuda but the trial has no GPU share: set --gpus-per-trial")
+        device = "cpu"
+    return config.replace(device=device, preset=config.preset)
+
+
+def resource_share(resources: Any) -> tuple[float, float]:
+    """(CPUs, GPUs) of a trial from its PlacementGroupFactory (or a plain dict in tests)."""
+    if hasattr(resources, "required_resources"):
+        required = resources.required_resources
+    else:
+        required = dict(resources or {})
+    return float(required.get("CPU", 1.0)), float(required.get("GPU", 0.0))
+
+
+def reported_iteration(trainer: Trainer) -> int:
+    """Iteration number of the report just made: ceil(epoch / eval_every), so a last, shorter
+    window (epochs not a multiple of eval_every) still gets its own number."""
+    return math.ceil(trainer.state.epoch / trainer.config.eval_every)
+
+
+def checkpoint_header_sha(path: Path) -> str:
+    """The payload hash that raydaug.checkpoint writes into the file's header line."""
+    with open(path, "rb") as handle:
+        header = handle.readline(256).split(b" ")
+    return header[2].decode() if len(header) == 4 else ""
+
+
+def train_trial(config: dict[str, Any], run_dir: str) -> None:
+    """Ray Tune function trainable. ``run_dir`` (= storage/name) is bound with tune.with_parameters."""
+    context = tune.get_context()
+    trial_id = context.get_trial_id()
+    cpus, gpus = resource_share(context.get_trial_resources())
+    torch.set_num_threads(max(1, int(cpus)))
+    cfg = trial_config(config, gpus)
+    trainer = Trainer(cfg)
+    time_total = 0.0
+    restored_sha = ""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            trainer.restore(Path(folder) / STATE_FILE)
+            restored_sha = checkpoint_header_sha(Path(folder) / STATE_FILE)
+            meta = Path(folder) / META_FILE
+            if meta.exists():
+                time_total = float(json.loads(meta.read_text())["time_total_s"])
+        # the checkpoint may come from another trial (PBT exploit) or an older config: this trial's
+        # config wins for α, β, γ and the four learning rates
+        trainer.apply_hparams(cfg)
+    trials = trials_writer(run_dir)
+    trials.append(trial_row(trial_id, "restore" if checkpoint is not None else "start",
+                            reported_iteration(trainer), cfg.to_dict()))
+    trials.flush()
+    writer = metrics_writer(run_dir, trial_id)
+    while not trainer.done:
+        started = time.perf_counter()
+        metrics = trainer.train_iteration()
+        time_total += time.perf_counter() - started
+        iteration = reported_iteration(trainer)
+        writer.append(metrics_row(metrics, iteration, time_total))
+        result = dict(metrics)
+        result["worker/pid"] = os.getpid()  # which actor ran this report (actor reuse is visible)
+        if restored_sha:
+            result["checkpoint/restored_sha256"] = restored_sha
+            restored_sha = ""
+        if trainer.state.epoch % cfg.checkpoint_every == 0 or trainer.done:
+            writer.flush()  # rows reported before a checkpoint must be durable once it is
+            with tempfile.TemporaryDirectory(prefix="raydaug-ckpt-") as folder:
+                trainer.save(Path(folder) / STATE_FILE)
+                (Path(folder) / META_FILE).write_text(json.dumps(
+                    {"trial_id": trial_id, "training_iteration": iteration, "epoch": trainer.state.epoch,
+                     "time_total_s": time_total}))
+                result["checkpoint/sha256"] = checkpoint_header_sha(Path(folder) / STATE_FILE)
+                tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+        else:
+            tune.report(result)
+    writer.flush()

@@ -1,0 +1,79 @@
+import pytest
+
+from raydaug.config import PRESETS, TABLE3_ROWS, Config, ConfigError, parse_overrides
+
+
+def test_defaults_are_valid_and_round_trip():
+    config = Config()
+    config.validate()
+    assert Config.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize("values, fragment", [
+    ({"learning_rate": 0.1}, "unknown config key"),
+    ({"alpha": "lots"}, "'alpha' expects float"),
+    ({"epochs": 2.5}, "'epochs' expects int"),
+    ({"use_dc": "maybe"}, "'use_dc' expects bool"),
+    ({"lr_c": -1e-3}, "lr_c=-0.001 is out of range"),
+    ({"lr_g": 0.0}, "lr_g=0.0 is out of range"),
+    ({"beta": -0.5}, "beta=-0.5 is out of range"),
+    ({"gamma": float("nan")}, "gamma=nan is out of range"),
+    ({"adam_beta1": 1.0}, "adam_beta1=1.0 is out of range"),
+    ({"dataset": "imagenet"}, "dataset='imagenet' is not allowed; choose one of digits"),
+    ({"aug": "mixup"}, "aug='mixup' is not allowed"),
+    ({"classifier": "resnet"}, "classifier='resnet' is not allowed"),
+    ({"image_size": 20}, "image_size=20 is not supported"),
+    ({"train_per_class": 170}, "exceeds the 174 training images per class"),
+    ({"train_per_class": 0}, "train_per_class=0 is out of range"),
+    ({"batch_size": 0}, "batch_size=0 is out of range"),
+    ({"preset": "table3_z"}, "preset='table3_z' is unknown"),
+    ({"use_stn": False, "use_dec": False}, "aug=learned needs a generator"),
+    ({"use_dec": False, "use_enc": True}, "use_enc=true needs use_dec=true"),
+    ({"joint": False}, "joint=false needs g_checkpoint"),
+    ({"joint": False, "aug": "light", "g_checkpoint": "x"}, "joint=false (C on a frozen G) only"),
+    ({"checkpoint_every": 3, "eval_every": 2}, "checkpoint_every=3 must be a multiple of eval_every=2"),
+    ({"classifier": "badgan", "image_size": 8}, "classifier=badgan / disc=badgan needs image_size ≥ 16"),
+])
+def test_bad_values_name_the_key(values, fragment):
+    with pytest.raises(ConfigError) as error:
+        Config.from_dict(values)
+    assert fragment in str(error.value)
+
+
+def test_cli_strings_are_coerced():
+    config = Config.from_dict(parse_overrides(["alpha=0.5", "use_dd=false", "epochs=3", "aug=light"]))
+    assert (config.alpha, config.use_dd, config.epochs, config.aug) == (0.5, False, 3, "light")
+
+
+def test_malformed_override_is_rejected():
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_overrides(["alpha"])
+    with pytest.raises(ConfigError, match="unknown config key 'alhpa'"):
+        parse_overrides(["alhpa=1"])
+
+
+def test_config_is_frozen():
+    with pytest.raises(Exception):
+        Config().alpha = 1.0  # type: ignore[misc]
+
+
+def test_presets_apply_then_explicit_keys_win():
+    config = Config.from_dict({"preset": "paper_cifar10,table3_h", "epochs": 7, "dataset": "cifar10"})
+    assert config.classifier == "badgan" and config.train_per_class == 400 and config.gamma == 0.001
+    assert config.use_stn and config.use_dc and not config.use_gadv
+    assert config.epochs == 7
+
+
+def test_every_table3_row_is_a_valid_preset():
+    assert list(TABLE3_ROWS) == ["a", "b", "c", "d", "e", "f", "g", "h", "l"]
+    for row in TABLE3_ROWS:
+        config = Config.from_dict({"preset": f"table3_{row}"})
+        assert config.aug == PRESETS[f"table3_{row}"]["aug"]
+    assert not Config.from_dict({"preset": "table3_b"}).g_is_adversarial
+    assert Config.from_dict({"preset": "table3_l"}).use_gadv
+
+
+def test_replace_validates():
+    with pytest.raises(ConfigError):
+        Config().replace(lr_c=-1.0)
+    assert Config().replace(alpha=0.3).alpha == 0.3

@@ -1,0 +1,140 @@
+"""The Parquet logging layer: explicit schemas, whole-file parts, readable by pyarrow, pandas, polars, DuckDB."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from raydaug.logging import parquet as P
+
+DESIGN_METRICS = ["loss/c", "loss/g", "loss/dc", "loss/dd", "acc/train", "acc/val", "acc/test", "acc/aug",
+                  "lr/c", "lr/g", "lr/dc", "lr/dd", "hp/alpha", "hp/beta", "hp/gamma", "epoch", "step",
+                  "time/step_ms", "time/samples_per_s", "aug/l1", "aug/affine_dev", "aug/z_div"]
+
+
+def _parts(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def test_schemas_hold_every_design_column():
+    assert list(P.METRIC_COLUMNS) == DESIGN_METRICS
+    assert P.METRICS_SCHEMA.names == ["training_iteration", "time_total_s", "timestamp", *DESIGN_METRICS]
+    assert "trial_id" not in P.METRICS_SCHEMA.names  # it is the hive partition
+    assert P.PBT_EVENTS_SCHEMA.names == ["timestamp", "training_iteration", "src_trial", "dst_trial", "key",
+                                         "old_value", "new_value"]
+    assert P.TRIALS_SCHEMA.names == ["trial_id", "timestamp", "event", "training_iteration", "config_json"]
+
+
+def test_writer_flushes_whole_parts_every_max_rows_and_missing_metrics_are_null(tmp_path):
+    writer = P.metrics_writer(str(tmp_path), "t1", max_rows=3, max_seconds=1e9)
+    for iteration in range(1, 8):
+        metrics = {"acc/val": iteration / 10, "epoch": iteration}
+        if iteration == 2:
+            metrics["aug/l1"] = 0.5
+        writer.append(P.metrics_row(metrics, iteration, float(iteration)))
+    folder = tmp_path / "parquet" / "metrics" / "trial_id=t1"
+    assert len(_parts(folder)) == 2  # 3 + 3 rows flushed, one row still buffered
+    assert writer.flush() is not None
+    assert writer.flush() is None  # nothing left: no empty part
+    parts = _parts(folder)
+    assert len(parts) == 3 and all(p.name.startswith("part-") and p.suffix == ".parquet" for p in parts)
+    table = pq.read_table(parts[0])
+    assert table.schema.equals(P.METRICS_SCHEMA)
+    assert table.column("aug/l1").to_pylist() == [None, 0.5, None]
+    assert table.column("loss/c").null_count == 3
+    assert table.column("epoch").type == pa.int64()
+
+
+def test_writer_flushes_after_max_seconds(tmp_path):
+    writer = P.trials_writer(str(tmp_path), max_rows=1000, max_seconds=0.0)
+    writer.append(P.trial_row("t1", "start", 0, {"alpha": 0.1}))
+    assert len(_parts(tmp_path / "parquet" / "trials")) == 1
+
+
+def test_failed_write_leaves_no_part_and_keeps_the_rows(tmp_path, monkeypatch):
+    writer = P.pbt_events_writer(str(tmp_path))
+    writer.append({"timestamp": 1.0, "training_iteration": 2, "src_trial": "a", "dst_trial": "b", "key": "alpha",
+                   "old_value": 0.1, "new_value": 0.2})
+
+    def broken(table, where, **kwargs):
+        where.write(b"PAR1 half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(P.pq, "write_table", broken)
+    with pytest.raises(OSError, match="disk full"):
+        writer.flush()
+    folder = tmp_path / "parquet" / "pbt_events"
+    assert list(folder.iterdir()) == []  # neither a part nor the temp file
+    monkeypatch.undo()
+    writer.flush()
+    assert pq.read_table(_parts(folder)[0]).column("new_value").to_pylist() == [0.2]
+
+
+def test_uri_storage(tmp_path):
+    uri = f"file://{tmp_path}/run"
+    writer = P.metrics_writer(uri, "t1")
+    writer.append(P.metrics_row({"acc/val": 0.5}, 1, 1.0))
+    path = writer.flush()
+    assert path.startswith(str(tmp_path)) and Path(path).exists()
+    filesystem, root = P.resolve(uri)
+    assert root == f"{tmp_path}/run"
+
+
+def _write_two_trials(run_dir: Path) -> None:
+    for trial_id, values in (("a", [0.2, 0.4]), ("b", [0.3])):
+        writer = P.metrics_writer(str(run_dir), trial_id)
+        for iteration, acc in enumerate(values, start=1):
+            writer.append(P.metrics_row({"acc/val": acc, "acc/test": acc / 2, "epoch": iteration}, iteration, 1.0))
+        writer.flush()
+        trials = P.trials_writer(str(run_dir))
+        trials.append(P.trial_row(trial_id, "start", 0, {"seed": 1 if trial_id == "a" else 2}))
+        trials.flush()
+
+
+def test_pyarrow_pandas_polars_duckdb_read_the_layout(tmp_path):
+    _write_two_trials(tmp_path)
+    metrics_dir = tmp_path / "parquet" / "metrics"
+    expected = ["training_iteration", "time_total_s", "timestamp", *DESIGN_METRICS, "trial_id"]
+
+    table = ds.dataset(metrics_dir, format="parquet", partitioning="hive").to_table()
+    assert table.schema.names == expected
+    assert sorted(table.column("acc/val").to_pylist()) == [0.2, 0.3, 0.4]
+
+    frame = pd.read_parquet(metrics_dir)
+    assert list(frame.columns) == expected
+    assert sorted(map(str, frame["trial_id"])) == ["a", "a", "b"]
+
+    import polars as pl
+
+    lazy = pl.scan_parquet(f"{metrics_dir}/**/*.parquet", hive_partitioning=True)
+    polars_frame = lazy.filter(pl.col("trial_id") == "a").select("training_iteration", "acc/val").collect()
+    assert polars_frame.sort("training_iteration")["acc/val"].to_list() == [0.2, 0.4]
+
+    import duckdb
+
+    rows = duckdb.sql(
+        f"""SELECT trial_id, max("acc/val") AS best FROM read_parquet('{metrics_dir}/*/*.parquet',
+        hive_partitioning = true) GROUP BY trial_id ORDER BY trial_id""").fetchall()
+    assert rows == [("a", 0.4), ("b", 0.3)]
+    columns = [row[0] for row in duckdb.sql(
+        f"DESCRIBE SELECT * FROM read_parquet('{metrics_dir}/*/*.parquet', hive_partitioning = true)").fetchall()]
+    assert columns == expected
+    trials = duckdb.sql(f"SELECT trial_id, json_extract(config_json, '$.seed')::INT FROM "
+                        f"read_parquet('{tmp_path}/parquet/trials/*.parquet') ORDER BY trial_id").fetchall()
+    assert trials == [("a", 1), ("b", 2)]
+
+
+def test_hyperparameter_columns_are_dictionary_encoded_and_losses_are_not(tmp_path):
+    writer = P.metrics_writer(str(tmp_path), "t")
+    for iteration in range(1, 50):
+        writer.append(P.metrics_row({"loss/c": math.sin(iteration), "lr/c": 1e-3}, iteration, 1.0))
+    path = writer.flush()
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    encodings = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
+    assert any("DICTIONARY" in e for e in encodings["lr/c"])
+    assert not any("DICTIONARY" in e for e in encodings["loss/c"])

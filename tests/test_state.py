@@ -1,0 +1,172 @@
+"""Checkpoints, resume, hparam re-application, non-finite losses."""
+import json
+import math
+
+import pytest
+import torch
+
+from raydaug.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from raydaug.config import ConfigError
+from raydaug.train import NonFiniteLossError, Trainer, run_training
+from tests.helpers import tiny
+
+
+def _outputs(trainer: Trainer) -> dict[str, torch.Tensor]:
+    torch.manual_seed(123)
+    x, z = trainer.eval_x, trainer.eval_z[0]
+    y = trainer.splits.train.labels[: x.shape[0]]
+    nets = trainer.state.nets
+    for net in nets.values():
+        net.eval()
+    with torch.no_grad():
+        out = {"g": nets["g"](x, z), "c": nets["c"](x), "dc": nets["dc"](x, y), "dd": nets["dd"](x, x)}
+    for net in nets.values():
+        net.train()
+    return out
+
+
+def test_checkpoint_round_trip_restores_outputs_and_optimisers(tmp_path):
+    trainer = Trainer(tiny())
+    trainer.train_iteration()
+    path = tmp_path / "state.pt"
+    trainer.save(path)
+    fresh = Trainer(tiny())
+    with torch.no_grad():  # scramble every weight: the load must overwrite everything
+        for net in fresh.state.nets.values():
+            for param in net.parameters():
+                param.add_(torch.randn_like(param))
+    assert not torch.equal(_outputs(fresh)["c"], _outputs(trainer)["c"])
+    fresh.restore(path)
+    for name, value in _outputs(trainer).items():
+        assert torch.equal(_outputs(fresh)[name], value), name
+    for name, optim in trainer.state.optims.items():
+        a, b = optim.state_dict(), fresh.state.optims[name].state_dict()
+        assert a["param_groups"] == b["param_groups"]
+        for key in a["state"]:
+            for field in ("exp_avg", "exp_avg_sq", "step"):
+                assert torch.equal(a["state"][key][field], b["state"][key][field])
+    assert (fresh.state.epoch, fresh.state.step) == (trainer.state.epoch, trainer.state.step)
+
+
+def test_resumed_run_equals_uninterrupted(tmp_path):
+    config = tiny(epochs=4, checkpoint_every=2, eval_every=1)
+    straight = Trainer(config)
+    reports = [straight.train_iteration() for _ in range(4)]
+    first = Trainer(config)
+    first.train_iteration(), first.train_iteration()
+    first.save(tmp_path / "state.pt")
+    del first
+    resumed = Trainer(config)
+    resumed.restore(tmp_path / "state.pt")
+    later = [resumed.train_iteration() for _ in range(2)]
+    skip = {"time/step_ms", "time/samples_per_s"}
+    for expected, got in zip(reports[2:], later):
+        assert {k: v for k, v in got.items() if k not in skip} == {k: v for k, v in expected.items() if k not in skip}
+
+
+def test_cli_resume_continues_a_stopped_run(tmp_path):
+    config = tiny(epochs=4, checkpoint_every=2)
+    full = run_training(config, tmp_path / "full", log=lambda _: None)
+    run_training(config, tmp_path / "cut", log=lambda _: None, stop_after_epochs=2)
+    resumed = run_training(config, tmp_path / "cut", resume=True, log=lambda _: None)
+    assert resumed["epochs_done"] == 4
+    assert resumed["final"]["acc/test"] == full["final"]["acc/test"]
+    assert resumed["final"]["loss/c"] == full["final"]["loss/c"]
+
+
+def test_apply_hparams_reaches_losses_and_optimisers():
+    trainer = Trainer(tiny())
+    new = trainer.config.replace(alpha=0.7, beta=0.2, gamma=0.03, lr_c=1e-2, lr_g=2e-3, lr_dc=3e-3, lr_dd=4e-3)
+    trainer.apply_hparams(new)
+    assert trainer.state.config.alpha == 0.7
+    for player, lr in {"c": 1e-2, "g": 2e-3, "dc": 3e-3, "dd": 4e-3}.items():
+        assert all(group["lr"] == lr for group in trainer.state.optims[player].param_groups)
+    metrics = trainer.train_iteration()
+    assert metrics["hp/alpha"] == 0.7 and metrics["lr/dd"] == 4e-3
+
+
+def test_restore_keeps_the_new_config_learning_rates(tmp_path):
+    """PBT restores a donor checkpoint into a trial with mutated hparams: the trial's config wins."""
+    donor = Trainer(tiny())
+    donor.train_iteration()
+    donor.save(tmp_path / "donor.pt")
+    mutated = tiny().replace(lr_c=5e-3, lr_g=1e-4)
+    trial = Trainer(mutated)
+    trial.restore(tmp_path / "donor.pt")
+    assert trial.state.optims["c"].param_groups[0]["lr"] == 5e-3
+    assert trial.state.optims["g"].param_groups[0]["lr"] == 1e-4
+
+
+def test_architecture_keys_cannot_change_on_a_live_trial():
+    trainer = Trainer(tiny())
+    with pytest.raises(ConfigError, match="ngf"):
+        trainer.apply_hparams(trainer.config.replace(ngf=8))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "foreign"])
+def test_damaged_checkpoint_is_refused(tmp_path, damage):
+    path = tmp_path / "state.pt"
+    save_checkpoint(path, {"a": torch.arange(1000)})
+    data = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+        match = "truncated"
+    elif damage == "flip":
+        path.write_bytes(data[:-10] + bytes([data[-10] ^ 0xFF]) + data[-9:])
+        match = "corrupted"
+    else:
+        torch.save({"a": 1}, path)
+        match = "not a raydaug checkpoint"
+    with pytest.raises(CheckpointError, match=match) as error:
+        load_checkpoint(path)
+    assert str(path) in str(error.value)
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "state.pt"
+    save_checkpoint(path, {"v": torch.tensor(1)})
+
+    def explode(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.replace", explode)
+    with pytest.raises(OSError):
+        save_checkpoint(path, {"v": torch.tensor(2)})
+    assert load_checkpoint(path)["v"].item() == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["state.pt"]
+
+
+def test_non_finite_loss_stops_with_player_and_step(tmp_path):
+    config = tiny(epochs=3)
+    out = tmp_path / "run"
+    calls = {"n": 0}
+    import raydaug.steps as steps
+
+    original = steps.discriminator_loss
+
+    def poisoned(real, fake):
+        calls["n"] += 1
+        loss = original(real, fake)
+        # 2 calls (DC, DD) per step, 3 steps per epoch: call 7 is DC in the 4th step (epoch 2)
+        return loss * float("nan") if calls["n"] > 6 else loss
+
+    import unittest.mock as mock
+
+    with mock.patch.object(steps, "discriminator_loss", poisoned):
+        with pytest.raises(NonFiniteLossError, match=r"DC's loss \(loss/dc\) became non-finite at step 4"):
+            run_training(config, out, log=lambda _: None)
+    # what was logged before the failure is on disk
+    import pyarrow.dataset as ds
+
+    table = ds.dataset(out / "parquet" / "metrics", format="parquet", partitioning="hive").to_table()
+    assert table.num_rows == 1 and table.column("epoch").to_pylist() == [1]
+
+
+def test_run_writes_config_result_and_parquet(tmp_path):
+    result = run_training(tiny(), tmp_path, log=lambda _: None)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["ngf"] == 4
+    on_disk = json.loads((tmp_path / "result.json").read_text())
+    assert on_disk["best"]["epoch"] in (1, 2) and math.isclose(on_disk["best"]["acc/val"], result["best"]["acc/val"])
+    assert (tmp_path / "checkpoints" / "state.pt").exists()
+    assert any((tmp_path / "tensorboard").iterdir())
