@@ -6,14 +6,16 @@ Every function returns the paths it wrote (an empty list when the run has nothin
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from analysis.load import PARTITION_KEY, RunData, config_dicts
 
@@ -25,6 +27,8 @@ def new_figure(columns: int, rows: int = 1, width: float = 5.0, height: float = 
     figure = Figure(figsize=(width * columns, height * rows), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(rows, columns, squeeze=False)
+    for axis in axes.flat:  # epochs and iterations are whole numbers (a log scale set later replaces this)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     return figure, axes
 
 
@@ -64,12 +68,31 @@ def trial_groups(run: RunData) -> dict[str, list[str]]:
     return groups
 
 
+MAX_POINTS = 1500  # per line: more is invisible at report resolution and slow to draw
+PANEL_POINTS = 40_000  # per panel, shared by its lines (hundreds of trials)
+
+
+def thin(frame: pd.DataFrame, max_points: int = MAX_POINTS) -> pd.DataFrame:
+    """Every k-th row (and the last) so a line has at most about ``max_points`` points."""
+    if len(frame) <= max_points:
+        return frame
+    step = -(-len(frame) // max_points)
+    keep = np.zeros(len(frame), dtype=bool)
+    keep[::step] = True
+    keep[-1] = True
+    return frame[keep]
+
+
+def _line_points(lines: int) -> int:
+    return max(100, min(MAX_POINTS, PANEL_POINTS // max(1, lines)))
+
+
 def _per_trial(run: RunData) -> dict[str, pd.DataFrame]:
     return {str(trial_id): frame for trial_id, frame in run.metrics.groupby(PARTITION_KEY, sort=True, observed=True)}
 
 
-def _legend(axis: Any, count: int) -> None:
-    if 0 < count <= MAX_LEGEND:
+def _legend(axis: Any, count: int = 1) -> None:
+    if 0 < count <= MAX_LEGEND and axis.get_legend_handles_labels()[0]:
         axis.legend(fontsize=7)
 
 
@@ -79,7 +102,7 @@ def accuracy_per_trial(run: RunData, out_dir: Path) -> list[Path]:
     figure, axes = new_figure(2)
     for column, axis in zip(("acc/val", "acc/test"), axes[0]):
         for trial_id, frame in trials.items():
-            frame = frame.dropna(subset=[column])
+            frame = thin(frame.dropna(subset=[column]), _line_points(len(trials)))
             if not frame.empty:
                 axis.plot(x_epoch(frame), frame[column] * 100.0, lw=1, alpha=0.8, label=trial_id)
         axis.set(title=f"{column} per trial", xlabel="epoch", ylabel="accuracy %")
@@ -104,7 +127,7 @@ def accuracy_per_group(run: RunData, out_dir: Path) -> list[Path]:
     figure, axes = new_figure(2)
     for column, axis in zip(("acc/val", "acc/test"), axes[0]):
         for label, ids in groups.items():
-            stats = group_curve(run, ids, column)
+            stats = thin(group_curve(run, ids, column))
             if stats.empty:
                 continue
             line, = axis.plot(stats["epoch"], stats["mean"], lw=1.5, label=f"{label} (n={len(ids)})")
@@ -140,14 +163,14 @@ def fig3_samples(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
                              "acc_test_mean": m * 100.0, "acc_test_std": sd * 100.0})
         axis.set(title=f"Fig. 3 — {dataset}", xlabel="training images", ylabel="test accuracy %", xscale="log")
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
+        _legend(axis)
     pd.DataFrame(rows).to_csv(out_dir / "fig3_samples.csv", index=False)
     return [save(figure, out_dir / "fig3_samples.png"), out_dir / "fig3_samples.csv"]
 
 
-def snapshot_epoch(g_checkpoint: str, run_dir: str,
-                   loader: Callable[[str], dict[str, Any]] | None = None) -> float:
-    """The epoch at which a frozen-G snapshot was taken (read from its checkpoint), NaN if unreadable."""
+def snapshot_epoch(g_checkpoint: str, run_dir: str) -> float:
+    """The epoch at which a frozen-G snapshot was taken: from a Tune checkpoint folder's ``trial.json``
+    when there is one (cheap), else from the checkpoint itself; NaN if unreadable."""
     from raydaug.checkpoint import CheckpointError, load_checkpoint
     from raydaug.state import checkpoint_file
 
@@ -155,13 +178,66 @@ def snapshot_epoch(g_checkpoint: str, run_dir: str,
     if not candidates[0].is_absolute():
         candidates.append(Path(run_dir) / g_checkpoint)
     for path in candidates:
-        if path.exists():
-            try:
-                payload = (loader or load_checkpoint)(checkpoint_file(str(path)))
-                return float(payload["epoch"])
-            except (CheckpointError, OSError, KeyError, RuntimeError):
-                return math.nan
+        if not path.exists():
+            continue
+        meta = (path if path.is_dir() else path.parent) / "trial.json"
+        try:
+            if meta.is_file():
+                return float(json.loads(meta.read_text())["epoch"])
+            return float(load_checkpoint(checkpoint_file(str(path)))["epoch"])
+        except (CheckpointError, OSError, KeyError, ValueError, RuntimeError):
+            return math.nan
     return math.nan
+
+
+def _frozen(config: dict[str, Any]) -> bool:
+    return config.get("joint") is False and bool(config.get("g_checkpoint"))
+
+
+def related_runs(run: RunData) -> dict[str, str]:
+    """Runs holding the other half of a Fig. 4 comparison (local storage) → their role: ``"joint"``, the
+    run a frozen-G trial's ``g_checkpoint`` lives in; ``"frozen"``, a sibling ``<name>_*`` whose
+    frozen-G trials point into this run (``raydaug tune`` writes a follow-up stage to
+    ``RUN_DIR_<followup>``)."""
+    root = Path(run.run_dir).resolve() if Path(run.run_dir).is_dir() else None
+    if root is None:
+        return {}
+    found: dict[str, str] = {}
+    for config in config_dicts(run).values():
+        if _frozen(config):
+            for parent in Path(config["g_checkpoint"]).resolve().parents:
+                if (parent / "parquet").is_dir():
+                    if parent != root:
+                        found[str(parent)] = "joint"
+                    break
+    for sibling in root.parent.glob(f"{root.name}_*"):
+        if (sibling / "parquet" / "trials").is_dir():
+            found.setdefault(str(sibling.resolve()), "frozen")
+    return found
+
+
+def combine_runs(run: RunData, others: list[tuple[RunData, str]]) -> tuple[RunData, list[str]]:
+    """``run`` plus, from each related run, its joint trials (role ``"joint"``) or its frozen-G trials
+    whose G comes from ``run`` (role ``"frozen"``), as one RunData for Fig. 4; and the runs used."""
+    root = str(Path(run.run_dir).resolve())
+    metrics, trials, used = [run.metrics], [run.trials], []
+    for other, role in others:
+        configs = config_dicts(other)
+        if role == "joint":
+            keep = [t for t, c in configs.items() if c.get("joint") is True]
+        else:
+            keep = [t for t, c in configs.items()
+                    if _frozen(c) and str(Path(c["g_checkpoint"]).resolve()).startswith(root)]
+        rows = other.metrics[other.metrics[PARTITION_KEY].astype(str).isin(keep)]
+        if rows.empty:
+            continue
+        used.append(other.run_dir)
+        metrics.append(rows)
+        trials.append(other.trials[other.trials["trial_id"].astype(str).isin(keep)])
+    merged = pd.concat([m.assign(**{PARTITION_KEY: m[PARTITION_KEY].astype(str)}) for m in metrics],
+                       ignore_index=True)
+    merged[PARTITION_KEY] = merged[PARTITION_KEY].astype("category")
+    return RunData(run.run_dir, merged, pd.concat(trials, ignore_index=True), run.events, run.skipped), used
 
 
 def fig4_joint_vs_frozen(run: RunData, summary: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -178,7 +254,7 @@ def fig4_joint_vs_frozen(run: RunData, summary: pd.DataFrame, out_dir: Path) -> 
         joint = summary[(summary["dataset"] == dataset) & (summary["joint"] == True)  # noqa: E712
                         & (summary["aug"] == "learned")]
         if not joint.empty:
-            stats = group_curve(run, list(joint[PARTITION_KEY]), "acc/test")
+            stats = thin(group_curve(run, list(joint[PARTITION_KEY]), "acc/test"))
             curves.plot(stats["epoch"], stats["mean"], lw=2, color="black", label=f"{dataset}: joint")
             joint_mean = float(joint["test_at_best"].mean()) * 100.0
             points.axhline(joint_mean, color="black", ls="--", label=f"{dataset}: joint")
@@ -189,7 +265,7 @@ def fig4_joint_vs_frozen(run: RunData, summary: pd.DataFrame, out_dir: Path) -> 
         for g_checkpoint, group in block.groupby("g_checkpoint", sort=True):
             epoch = snapshot_epoch(g_checkpoint, run.run_dir)
             label = f"G @ epoch {epoch:g}" if not math.isnan(epoch) else f"G {Path(g_checkpoint).name}"
-            stats = group_curve(run, list(group[PARTITION_KEY]), "acc/test")
+            stats = thin(group_curve(run, list(group[PARTITION_KEY]), "acc/test"))
             curves.plot(stats["epoch"], stats["mean"], lw=1, label=f"{dataset}: {label}")
             mean = float(group["test_at_best"].mean()) * 100.0
             std = float(group["test_at_best"].std(ddof=1)) * 100.0
@@ -207,7 +283,7 @@ def fig4_joint_vs_frozen(run: RunData, summary: pd.DataFrame, out_dir: Path) -> 
                ylabel="test accuracy % (at best acc/val)")
     for axis in (curves, points):
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
+        _legend(axis)
     pd.DataFrame(rows).to_csv(out_dir / "fig4_joint_vs_frozen.csv", index=False)
     return [save(figure, out_dir / "fig4_joint_vs_frozen.png"), out_dir / "fig4_joint_vs_frozen.csv"]
 
@@ -224,7 +300,7 @@ def augmentation_health(run: RunData, out_dir: Path) -> list[Path]:
               "aug/z_div": "mean |G(x,z1) − G(x,z2)|", "acc/aug": "C accuracy on G(x)"}
     for metric, axis in zip(present, axes[0]):
         for trial_id, frame in trials.items():
-            frame = frame.dropna(subset=[metric])
+            frame = thin(frame.dropna(subset=[metric]), _line_points(len(trials)))
             if not frame.empty:
                 axis.plot(x_epoch(frame), frame[metric], lw=1, alpha=0.8, label=trial_id)
         axis.set(title=f"{metric}: {titles[metric]}", xlabel="epoch")

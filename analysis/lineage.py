@@ -34,15 +34,18 @@ class Exploit:
 
 
 def exploits(run: RunData) -> list[Exploit]:
-    """The events grouped into exploits (rows sharing dst, src and iteration), in time order."""
+    """The events grouped into exploits, in time order. An exploit's rows are written together by the
+    scheduler: consecutive rows with the same (dst, src, iteration) and no repeated key."""
     events = run.events
-    if events.empty:
-        return []
-    found = []
-    for (dst, src, iteration), rows in events.groupby(["dst_trial", "src_trial", "training_iteration"], sort=False):
-        changes = {key: (old, new) for key, old, new in zip(rows["key"], rows["old_value"], rows["new_value"])}
-        found.append(Exploit(float(rows["timestamp"].min()), int(iteration), str(src), str(dst), changes))
-    return sorted(found, key=lambda e: (e.timestamp, e.iteration, e.dst))
+    found: list[Exploit] = []
+    current: Exploit | None = None
+    for row in events.sort_values("timestamp", kind="stable").itertuples(index=False):
+        ident = (str(row.dst_trial), str(row.src_trial), int(row.training_iteration))
+        if current is None or (current.dst, current.src, current.iteration) != ident or row.key in current.changes:
+            current = Exploit(float(row.timestamp), ident[2], ident[1], ident[0], {})
+            found.append(current)
+        current.changes[str(row.key)] = (float(row.old_value), float(row.new_value))
+    return found
 
 
 class History:
@@ -52,6 +55,7 @@ class History:
         self.configs = config_dicts(run)
         self.exploits = exploits(run)
         self.by_dst: dict[str, list[Exploit]] = {}
+        self._after: dict[tuple[str, float], dict[str, float]] = {}
         for exploit in self.exploits:
             self.by_dst.setdefault(exploit.dst, []).append(exploit)
 
@@ -68,15 +72,18 @@ class History:
         if exploit is None:
             initial = self.initial(trial_id)
             return {key: initial[key] for key in MUTABLE_HPARAMS if key in initial}
-        values = self.hparams_at(exploit.src, exploit.timestamp)
-        values.update({key: new for key, (_, new) in exploit.changes.items()})
-        return values
+        key = (exploit.dst, exploit.timestamp)
+        if key not in self._after:  # the values right after each exploit, computed once
+            values = self.hparams_at(exploit.src, exploit.timestamp)
+            values.update({name: new for name, (_, new) in exploit.changes.items()})
+            self._after[key] = values
+        return dict(self._after[key])
 
     def timeline(self, trial_id: str) -> list[tuple[int, dict[str, float]]]:
         """The trial's own schedule: [(0, initial values), (k, values after its exploit at k), ...]."""
         steps = [(0, self.hparams_at(trial_id, -math.inf))]
         for exploit in self.by_dst.get(trial_id, []):
-            steps.append((exploit.iteration, self.hparams_at(trial_id, exploit.timestamp + 1e-9)))
+            steps.append((exploit.iteration, self.hparams_at(trial_id, math.nextafter(exploit.timestamp, math.inf))))
         return steps
 
     def lineage(self, trial_id: str, before: float = math.inf) -> tuple[str, list[tuple[int, dict[str, float]]]]:
@@ -146,9 +153,10 @@ def plot_schedules(run: RunData, out_dir: Path) -> list[Path]:
     figure, axes = new_figure(min(len(keys), 4), rows=math.ceil(len(keys) / 4), width=4.2)
     flat = list(axes.flat)
     trials = sorted(history.configs)
+    timelines = {trial_id: history.timeline(trial_id) for trial_id in trials}
     for key, axis in zip(keys, flat):
         for trial_id in trials:
-            steps = history.timeline(trial_id)
+            steps = timelines[trial_id]
             xs, ys = _step_xy(steps, key, ends.get(trial_id, 0))
             if not xs:
                 continue
@@ -158,7 +166,7 @@ def plot_schedules(run: RunData, out_dir: Path) -> list[Path]:
                 axis.plot(*zip(*marks), "o", ms=3, color=line.get_color())
         axis.set(title=key, xlabel="training_iteration", yscale="log" if key.startswith("lr_") else "linear")
         axis.grid(alpha=0.3)
-        if len(trials) <= 12:
+        if len(trials) <= 12 and axis.get_legend_handles_labels()[0]:
             axis.legend(fontsize=6)
     for axis in flat[len(keys):]:
         axis.set_visible(False)
@@ -174,7 +182,7 @@ def plot_lineage(run: RunData, best_trial: str | None, out_dir: Path) -> list[Pa
     row = {trial_id: index for index, trial_id in enumerate(trials)}
     ends = _last_iterations(run)
     starts = run.metrics.groupby("trial_id", observed=True)["training_iteration"].min()
-    figure, axes = new_figure(1, width=9.0, height=max(3.0, 0.35 * len(trials) + 1.5))
+    figure, axes = new_figure(1, width=9.0, height=min(40.0, max(3.0, 0.35 * len(trials) + 1.5)))
     axis = axes[0][0]
     for trial_id in trials:
         start = int(starts.get(trial_id, 0)) if trial_id in starts.index else 0

@@ -71,7 +71,7 @@ class RunData(NamedTuple):
 
 
 # ---------------------------------------------------------------------- discovery
-def _list_parts(filesystem: pafs.FileSystem, folder: str) -> tuple[list[str], list[str]]:
+def list_parts(filesystem: pafs.FileSystem, folder: str) -> tuple[list[str], list[str]]:
     """(part files, other visible files) below ``folder``; hidden names (temp files) are ignored."""
     info = filesystem.get_file_info(folder)
     if info.type != pafs.FileType.Directory:
@@ -133,11 +133,25 @@ def _read_one(filesystem: pafs.FileSystem, path: str, schema: pa.Schema,
 
 
 def _read_parts(filesystem: pafs.FileSystem, root: str, folder: str, schema: pa.Schema,
-                skipped: list[tuple[str, str]]) -> pa.Table:
+                skipped: list[tuple[str, str]], attempts: int = 3) -> pa.Table:
     """All readable part files of one table. Fast path: one dataset scan; if any file is bad, read
-    file by file so the bad ones can be named and skipped."""
+    file by file so the bad ones can be named and skipped. A part that vanished between listing and
+    reading was merged by a concurrent ``raydaug compact``: list again (its rows are in a new part)."""
+    for attempt in range(attempts):
+        found: list[tuple[str, str]] = []
+        table = _read_listed_parts(filesystem, root, folder, schema, found)
+        vanished = [path for path, _ in found
+                    if filesystem.get_file_info(path).type == pafs.FileType.NotFound]
+        if not vanished or attempt == attempts - 1:
+            skipped.extend(found)
+            return table
+    raise AssertionError("unreachable")
+
+
+def _read_listed_parts(filesystem: pafs.FileSystem, root: str, folder: str, schema: pa.Schema,
+                       skipped: list[tuple[str, str]]) -> pa.Table:
     base = f"{root}/{folder}"
-    parts, others = _list_parts(filesystem, base)
+    parts, others = list_parts(filesystem, base)
     for path in others:
         skipped.append((path, "not a .parquet part file"))
     partitioned = PARTITION_KEY in schema.names and folder == METRICS_DIR
@@ -268,7 +282,7 @@ def compact_run(run_dir: str) -> dict[str, int]:
             if entry.type == pafs.FileType.Directory and entry.base_name.startswith(f"{PARTITION_KEY}="):
                 folders.append((f"{METRICS_DIR}/{entry.base_name}", METRICS_SCHEMA))
     for folder, schema in folders:
-        parts, _ = _list_parts(filesystem, f"{root}/{folder}")
+        parts, _ = list_parts(filesystem, f"{root}/{folder}")
         parts = [p for p in parts if p.rsplit("/", 1)[0] == f"{root}/{folder}"]
         if len(parts) < 2:
             continue
@@ -297,8 +311,11 @@ def compact_command(run_dir: str) -> None:
         warnings.simplefilter("always", PartFileWarning)
         merged = compact_run(run_dir)
     print_warnings(caught)
-    parts = sum(merged.values())
-    print(f"compacted {parts} part files in {len(merged)} folder(s) of {run_dir} into {len(merged)}")
+    if not merged:
+        print(f"{run_dir}: nothing to compact (every folder holds at most one readable part)")
+        return
+    print(f"{run_dir}: merged {sum(merged.values())} part files into {len(merged)} "
+          f"({len(merged)} folder(s))")
 
 
 def print_warnings(caught: list[warnings.WarningMessage]) -> None:

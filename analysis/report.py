@@ -20,11 +20,13 @@ import pandas as pd
 import pyarrow.fs as pafs
 
 from analysis import curves, lineage, tables
-from analysis.load import PartFileWarning, RunData, load, print_warnings
+from analysis.load import METRICS_DIR, NotARunError, PartFileWarning, RunData, list_parts, load, print_warnings
 from raydaug.logging.parquet import resolve
 
 TOP_K = 5
 GRID_TRIALS = 3
+COMPACT_HINT_PARTS = 200
+COMPACT_HINT_ROWS_PER_PART = 2000
 RUN_FOLDERS = {"parquet", "report", "tensorboard", "checkpoints"}
 
 
@@ -138,6 +140,11 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
                             [out_dir / "trials.csv"]))
     if run.skipped:
         report.notes += [f"skipped unreadable part file {path}: {reason}" for path, reason in run.skipped]
+    filesystem, root = resolve(run.run_dir)
+    parts = len(list_parts(filesystem, f"{root}/{METRICS_DIR}")[0])
+    if parts > COMPACT_HINT_PARTS and len(metrics) < COMPACT_HINT_ROWS_PER_PART * parts:
+        report.notes.append(f"the metrics are spread over {parts} small part files: `raydaug compact "
+                            f"{run.run_dir}` makes loading them faster")
 
     # best checkpoints
     best = tables.best_checkpoint_table(summary, top_k)
@@ -190,7 +197,7 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
     if fig3:
         report.section("Fig. 3 — accuracy vs number of training images").images.append(fig3[0])
         report.sections[-1].files.append(fig3[1])
-    fig4 = curves.fig4_joint_vs_frozen(run, summary, out_dir)
+    fig4 = _fig4(run, summary, out_dir, report)
     if fig4:
         section = report.section("Fig. 4 — joint training vs C on frozen G snapshots",
                                  "The curriculum effect: joint training against classifiers trained on fixed "
@@ -212,8 +219,9 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
         best_id = str(best["trial_id"].iloc[0]) if not best.empty else None
         section.images += lineage.plot_lineage(run, best_id, out_dir)
         table = lineage.lineage_table(run)
-        section.tables.append(("Exploits (who copied whom, when)", table,
-                               tables.write_table(table, table, out_dir, "pbt_lineage")))
+        shown = table.assign(timestamp=pd.to_datetime(table["timestamp"], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S"))
+        section.tables.append(("Exploits (who copied whom, when; times in UTC)", shown,
+                               tables.write_table(table, shown, out_dir, "pbt_lineage")))
         if best_id is not None:
             root, steps = history.lineage(best_id)
             frame = lineage.schedule_frame(steps)
@@ -227,6 +235,27 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
                                                        "trial's checkpoint.")
     _grids(run, summary, best, found, section, report, grid_trials)
     return report
+
+
+def _fig4(run: RunData, summary: pd.DataFrame, out_dir: Path, report: Report) -> list[Path]:
+    """Fig. 4 over this run and the run holding its other half (stage 1 / stage 2 of a follow-up)."""
+    others = []
+    for path, role in curves.related_runs(run).items():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", PartFileWarning)
+                others.append((load(path, require_metrics=False), role))
+        except NotARunError as error:
+            report.notes.append(f"Fig. 4: {error}")
+    if not others:
+        return curves.fig4_joint_vs_frozen(run, summary, out_dir)
+    combined, used = curves.combine_runs(run, others)
+    if not used:
+        return curves.fig4_joint_vs_frozen(run, summary, out_dir)
+    paths = curves.fig4_joint_vs_frozen(combined, tables.trial_summary(combined), out_dir)
+    if paths:
+        report.notes.append("Fig. 4 also uses " + ", ".join(used))
+    return paths
 
 
 def _grids(run: RunData, summary: pd.DataFrame, best: pd.DataFrame, found: dict[str, Any], section: Section,
@@ -262,7 +291,9 @@ def _age(seconds: float) -> str:
         return f"{seconds:.0f} s"
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
 
 
 def _rounded(frame: pd.DataFrame) -> pd.DataFrame:

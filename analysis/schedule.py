@@ -162,8 +162,8 @@ def schedule_command(args: argparse.Namespace) -> None:
         schedule = export_schedule(run, args.trial)
         out = args.out or f"{args.run_dir.rstrip('/')}/schedule_{schedule['trial_id']}.json"
         write_schedule(schedule, out)
-        print(f"schedule of trial {schedule['trial_id']}: {len(schedule['changes'])} change(s) "
-              f"→ {out}")
+        print(describe(schedule))
+        print(f"schedule of trial {schedule['trial_id']}: {len(schedule['changes'])} change(s) → {out}")
         return
     if _is_schedule_file(args.source):
         schedule = read_schedule(args.source)
@@ -181,6 +181,7 @@ def schedule_command(args: argparse.Namespace) -> None:
 
 
 def describe(schedule: dict[str, Any]) -> str:
+    """A few readable lines: the starting values, then each change."""
     lines = [f"trial {schedule['trial_id']}: start " + ", ".join(
         f"{k}={schedule['initial_config'][k]:.4g}" for k in MUTABLE_HPARAMS)]
     for change in schedule["changes"]:

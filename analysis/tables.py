@@ -99,7 +99,7 @@ def _mean_std(values: pd.Series) -> tuple[float, float]:
 def _is_table1_trial(row: pd.Series) -> bool:
     """Table 1 compares augmentations with the full method: joint training, and for ``learned`` all
     players (Table 3 row l)."""
-    if row["joint"] is not True or _missing(row["test_at_best"]) or row["aug"] is None:
+    if _missing(row["joint"]) or not bool(row["joint"]) or _missing(row["test_at_best"]) or _missing(row["aug"]):
         return False
     return row["aug"] != "learned" or row["table3_row"] == "l"
 

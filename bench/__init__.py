@@ -7,7 +7,9 @@ in the results file but not shown in the table. ``python -m bench`` runs each mo
 writes ``bench/results/<name>.json`` (rows + machine info) and regenerates the summary table in
 ``bench/README.md`` from every results file present.
 
-Shared helpers for the modules: :func:`machine_info`, :func:`matmul_rate`, :func:`peak_rss_mb`.
+Shared helpers for the modules: :func:`machine_info`, :func:`matmul_rate`, :func:`peak_rss_mb`,
+:func:`apply_thread_setting` (the runner applies ``RAYDAUG_BENCH_THREADS`` before calling ``run``;
+a module that starts its own processes should call it in them).
 """
 from __future__ import annotations
 
@@ -43,6 +45,17 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def apply_thread_setting() -> int:
+    """Honour ``RAYDAUG_BENCH_THREADS=N`` (torch intra-op threads for every benchmark; on a machine shared
+    with other jobs, N=1 keeps OpenMP from stalling on busy cores). Returns the thread count in use."""
+    import torch
+
+    threads = os.environ.get("RAYDAUG_BENCH_THREADS")
+    if threads:
+        torch.set_num_threads(int(threads))
+    return torch.get_num_threads()
+
+
 def machine_info() -> dict[str, Any]:
     """Where a benchmark ran: CPU, cores, memory, load, torch and CUDA device, UTC timestamp."""
     import torch
@@ -59,6 +72,10 @@ def machine_info() -> dict[str, Any]:
         "cuda_available": torch.cuda.is_available(),
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+    overrides = {key: os.environ[key] for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES",
+                                                 "RAYDAUG_BENCH_THREADS", "RAYDAUG_BENCH_DEVICE") if key in os.environ}
+    if overrides:
+        info["env"] = overrides
     try:
         info["memory_gb"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     except (AttributeError, ValueError, OSError):
@@ -74,6 +91,21 @@ def peak_rss_mb() -> float:
     """Peak resident set size of this process so far, in MiB (``getrusage``; Linux reports KiB)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 1024.0 if platform.system() != "Darwin" else peak / 2**20
+
+
+def rss_breakdown_mb() -> dict[str, float]:
+    """Current RssAnon / RssFile in MiB (Linux). File-backed pages (torch's shared libraries, a few
+    hundred MiB for the CUDA wheels) are shared by every process on the machine; anonymous ones are
+    each process's own, the number that decides how many trials fit in memory."""
+    out: dict[str, float] = {}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "RssAnon", "RssFile"):
+                out[key] = int(value.split()[0]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
 
 
 def matmul_rate(size: int | None = None, repeats: int = 5, device: str = "cpu",

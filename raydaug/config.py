@@ -73,6 +73,7 @@ class Config:
     checkpoint_every: int = 25
     device: str = "auto"
     compile: bool = False
+    amp: bool = False  # bf16 autocast for the training step (CUDA, and CPUs with bf16 support)
     preset: str = ""
 
     # ------------------------------------------------------------------ construction

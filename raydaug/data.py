@@ -90,7 +90,7 @@ def _torchvision_split(name: str, root: Path, train: bool, download: bool) -> tu
         dataset = cls(str(root), train=train, download=download)
         images = dataset.data.unsqueeze(1)
         labels = dataset.targets.to(torch.int64)
-    return images.float().div_(255.0), labels
+    return images, labels  # uint8: converted to float only for the images a split keeps
 
 
 def _torchvision(name: str, data_dir: str, download: bool):
@@ -140,22 +140,29 @@ def stratified_indices(labels: torch.Tensor, per_class: list[int], seed: int) ->
 
 
 def load_splits(config: Config, device: torch.device | str = "cpu") -> Splits:
-    """The reduced train/val split (from the training set) and the test set, on ``device``."""
+    """The reduced train/val split (from the training set) and the test set, on ``device``, as
+    channels-last float tensors in [0, 1]."""
     if config.dataset == "digits":
         images, labels, _ = _digits()
         images = _resize(images, config.image_size, upsample=True)
         train_idx, val_idx, test_idx = stratified_indices(
             labels, [config.train_per_class, config.val_per_class], config.seed)
-        test = Split(images[test_idx], labels[test_idx])
+        prepare = lambda chosen: chosen  # noqa: E731
+        test_images, test_labels = images[test_idx], labels[test_idx]
     else:
         (images, labels), (test_images, test_labels) = _torchvision(config.dataset, config.data_dir,
                                                                     config.download)
-        images = _resize(images, config.image_size, upsample=False)
         train_idx, val_idx, _ = stratified_indices(
             labels, [config.train_per_class, config.val_per_class], config.seed)
-        test = Split(_resize(test_images, config.image_size, upsample=False), test_labels)
-    train = Split(images[train_idx].contiguous(), labels[train_idx])
-    val = Split(images[val_idx].contiguous(), labels[val_idx])
+
+        def prepare(chosen: torch.Tensor) -> torch.Tensor:  # uint8 → float only for the kept images
+            return _resize(chosen.float().div_(255.0), config.image_size, upsample=False)
+
+    def split(chosen: torch.Tensor, chosen_labels: torch.Tensor) -> Split:
+        return Split(prepare(chosen).contiguous(memory_format=torch.channels_last), chosen_labels)
+
+    train, val = split(images[train_idx], labels[train_idx]), split(images[val_idx], labels[val_idx])
+    test = split(test_images, test_labels)
     mean = train.images.mean(dim=(0, 2, 3), keepdim=True)
     std = train.images.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-3)
     splits = Splits(train, val, test, mean, std, channels=int(images.shape[1]))

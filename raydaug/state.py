@@ -49,7 +49,8 @@ def _lr(config: Config, player: str) -> float:
 def _adam(config: Config, player: str, params) -> torch.optim.Optimizer:
     weight_decay = config.weight_decay_c if player == "c" else 0.0
     beta1 = 0.9 if player == "c" else config.adam_beta1
-    return torch.optim.Adam(params, lr=_lr(config, player), betas=(beta1, 0.999), weight_decay=weight_decay)
+    return torch.optim.Adam(params, lr=_lr(config, player), betas=(beta1, 0.999), weight_decay=weight_decay,
+                            fused=True)
 
 
 def build_state(config: Config, channels: int, num_classes: int, background: torch.Tensor,
@@ -71,7 +72,7 @@ def build_state(config: Config, channels: int, num_classes: int, background: tor
             nets["g"] = load_frozen_generator(config.g_checkpoint, channels, background)
     nets["c"] = build_classifier(config.classifier, channels, num_classes, config.image_size)
     for name, net in nets.items():
-        net.to(device)
+        net.to(device, memory_format=torch.channels_last)
         if config.compile:
             net.compile()
     trainable = [name for name in nets if not (name == "g" and not config.joint)]

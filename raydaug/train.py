@@ -143,10 +143,12 @@ class Trainer:
         order = torch.randperm(n, device=self.device)
         started = time.perf_counter()
         needs_pairs = "dd" in self.state.nets
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp)
         for start in range(0, n, batch):
             index = order[start:start + batch]
             pair = train.images[self._same_class_partners(index)] if needs_pairs else None
-            metrics = train_step(self.state, self.splits, train.images[index], train.labels[index], pair)
+            with autocast:
+                metrics = train_step(self.state, self.splits, train.images[index], train.labels[index], pair)
             self.accumulator.add(metrics, self.state.step)
             self.accumulator.steps += 1
             self.accumulator.samples += int(index.shape[0])

@@ -129,12 +129,14 @@ def test_pyarrow_pandas_polars_duckdb_read_the_layout(tmp_path):
     assert trials == [("a", 1), ("b", 2)]
 
 
-def test_hyperparameter_columns_are_dictionary_encoded_and_losses_are_not(tmp_path):
+def test_hyperparameter_and_accuracy_columns_are_dictionary_encoded_and_losses_are_not(tmp_path):
     writer = P.metrics_writer(str(tmp_path), "t")
     for iteration in range(1, 50):
-        writer.append(P.metrics_row({"loss/c": math.sin(iteration), "lr/c": 1e-3}, iteration, 1.0))
+        writer.append(P.metrics_row({"loss/c": math.sin(iteration), "lr/c": 1e-3, "acc/val": iteration % 7 / 7},
+                                    iteration, 1.0))
     path = writer.flush()
     meta = pq.ParquetFile(path).metadata.row_group(0)
     encodings = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
     assert any("DICTIONARY" in e for e in encodings["lr/c"])
+    assert any("DICTIONARY" in e for e in encodings["acc/val"])
     assert not any("DICTIONARY" in e for e in encodings["loss/c"])

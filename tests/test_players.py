@@ -218,9 +218,13 @@ def test_mode_seeking_term_is_added_only_when_weighted():
     assert mode_seeking(fake1, fake1 + 1.0, z1, z2) < mode_seeking(fake1, fake1 + 0.1, z1, z2)
 
 
-def test_diversity_weight_makes_train_step_use_a_second_noise():
-    trainer = Trainer(tiny(div_weight=0.1))
+@pytest.mark.parametrize("weight, calls", [(0.0, 1), (0.1, 2)])
+def test_diversity_weight_adds_a_second_generator_pass(weight, calls):
+    trainer = Trainer(tiny(div_weight=weight))
     raw, y, pair = _batch(trainer)
-    before = _snapshot(trainer, "g")
+    seen = []
+    trainer.state.nets["g"].register_forward_hook(lambda module, args, out: seen.append(args[1]))
     train_step(trainer.state, trainer.splits, raw, y, pair)
-    assert not _same(before, trainer, "g")
+    assert len(seen) == calls
+    if calls == 2:
+        assert not torch.equal(seen[0], seen[1]), "the second pass uses fresh noise"

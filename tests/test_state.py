@@ -170,3 +170,30 @@ def test_run_writes_config_result_and_parquet(tmp_path):
     assert on_disk["best"]["epoch"] in (1, 2) and math.isclose(on_disk["best"]["acc/val"], result["best"]["acc/val"])
     assert (tmp_path / "checkpoints" / "state.pt").exists()
     assert any((tmp_path / "tensorboard").iterdir())
+
+
+@pytest.mark.parametrize("option", [{"amp": True}, {"compile": True}])
+def test_fast_paths_match_eager_fp32(option):
+    """bf16 autocast and torch.compile change speed, not the game: same losses within tolerance."""
+    if option.get("compile"):
+        pytest.importorskip("torch._inductor")
+    config = tiny(epochs=2, train_per_class=2, val_per_class=1, batch_size=20, use_stn=False,
+                  classifier="small", disc="small")
+    reference = Trainer(config)
+    fast = Trainer(config.replace(**option))
+    for trainer in (reference, fast):
+        for net in trainer.state.nets.values():
+            net.eval()  # no dropout: both runs compute the same function
+    from raydaug.steps import train_step
+
+    train = reference.splits.train
+    torch.manual_seed(0)
+    pair = train.images[reference._same_class_partners(torch.arange(len(train)))]
+    for _ in range(2):
+        torch.manual_seed(1)
+        want = train_step(reference.state, reference.splits, train.images, train.labels, pair)
+        torch.manual_seed(1)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast.config.amp):
+            got = train_step(fast.state, fast.splits, train.images, train.labels, pair)
+        for name in ("loss/c", "loss/dc", "loss/dd", "loss/g"):
+            assert abs(float(got[name]) - float(want[name])) < 0.03 * max(1.0, abs(float(want[name]))), name

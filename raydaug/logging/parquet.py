@@ -47,10 +47,11 @@ def resolve(storage: str) -> tuple[pafs.FileSystem, str]:
 
 
 def dictionary_columns(schema: pa.Schema) -> list[str]:
-    """Columns worth dictionary-encoding: strings and the hyperparameter columns, which change only at
-    PBT exploits. Losses and accuracies are near-unique floats: a dictionary only slows their reads."""
+    """Columns worth dictionary-encoding: strings, the hyperparameters (they change only at PBT exploits)
+    and accuracies (k/n for a fixed split size n). Losses and times are near-unique floats: a
+    dictionary only makes their parts bigger and slower to read."""
     return [field.name for field in schema
-            if pa.types.is_string(field.type) or field.name.startswith(("lr/", "hp/"))]
+            if pa.types.is_string(field.type) or field.name.startswith(("lr/", "hp/", "acc/"))]
 
 
 def write_table_atomic(filesystem: pafs.FileSystem, folder: str, table: pa.Table) -> str:

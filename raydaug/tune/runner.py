@@ -17,7 +17,7 @@ import logging
 import math
 import os
 import re
-import tempfile
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -27,13 +27,12 @@ import ray
 from ray import tune
 from ray.tune.search.sample import Categorical, Domain, Float, Function, Integer
 
-from raydaug.config import FIELD_TYPES, MUTABLE_HPARAMS, Config, ConfigError, parse_overrides
+from raydaug.config import FIELD_TYPES, Config, ConfigError, parse_overrides
 from raydaug.experiment import Experiment, load_experiment
 from raydaug.tune.callbacks import ProgressTable, RegisterCheckpointOnce
-from raydaug.tune.schedulers import (SCHEDULERS, PopulationSettings, build_replay, build_scheduler,
-                                     check_schedule, checkpoint_interval, population_settings,
-                                     write_replay_policy)
-from raydaug.tune.trainable import train_trial
+from raydaug.tune.schedulers import (SCHEDULERS, PopulationSettings, build_scheduler, check_schedule,
+                                     checkpoint_interval, population_settings)
+from raydaug.tune.trainable import REPLAY_KEY, train_trial
 
 DEFAULT_STORAGE = "runs"
 MAX_CHECKED_COMBINATIONS = 512
@@ -120,8 +119,9 @@ def plan_experiment(experiment: Experiment, args: argparse.Namespace, config_pat
     if unknown:
         raise ConfigError(f"experiment {experiment.name!r}: search space over unknown config key(s) {unknown}; "
                           f"known keys: {', '.join(sorted(FIELD_TYPES))}")
-    base = Config.from_dict(base_raw)
     check_search_space(base_raw, search)
+    # the base alone may be incomplete (e.g. a grid supplies train_per_class): the first point stands for it
+    base = Config.from_dict({**base_raw, **_discrete_combinations(search)[0]})
 
     scheduler = experiment.scheduler
     if scheduler not in SCHEDULERS:
@@ -157,7 +157,7 @@ def plan_experiment(experiment: Experiment, args: argparse.Namespace, config_pat
     check_gpu_share(gpus)
     if gpus > 0 and base.device == "cpu":
         raise ConfigError(f"device=cpu contradicts a GPU share of {gpus} per trial")
-    if gpus == 0 and base.device == "cuda" and gpus_cli is not None:
+    if gpus == 0 and base.device == "cuda":
         raise ConfigError("device=cuda needs --gpus-per-trial > 0: a trial only sees the GPUs Ray assigns it")
     max_failures = _arg(args, "max_failures", None)
     max_failures = experiment.max_failures if max_failures is None else int(max_failures)
@@ -278,11 +278,13 @@ def connect(plan: TunePlan) -> bool:
         return False
     if plan.address:
         try:
-            ray.init(address=plan.address, logging_level=logging.WARNING)
+            ray.init(address=plan.address, logging_level=logging.WARNING, log_to_driver=False)
         except Exception as error:  # ConnectionError, RuntimeError, ValueError depending on the failure
             raise usage_error(f"--address {plan.address}: cannot connect to a Ray cluster ({error})") from None
         return True
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING)
+    # the workers' own log lines (a line per checkpoint and restore) would bury the progress table;
+    # a trial's failure still reaches the driver with its traceback
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     return True
 
 
@@ -344,8 +346,16 @@ def build_tuner(plan: TunePlan, callbacks: Sequence[tune.Callback] = ()) -> tune
                       run_config=build_run_config(plan, callbacks))
 
 
+def quiet_tune() -> None:
+    """Silence two Tune warnings that do not apply here: snapshots forced by num_to_keep (frequent with
+    short iterations, harmless), and PBT's num_to_keep ≤ 2 caution (exploits copy the donor's checkpoint)."""
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    warnings.filterwarnings("ignore", message=r"Using `CheckpointConfig.num_to_keep <= 2` with PBT")
+
+
 def launch(plan: TunePlan, callbacks: Sequence[tune.Callback] = (), log: Callable[[str], None] = print):
     """Connect, check the cluster, make RUN_DIR, fit. Returns (ResultGrid, plan as run)."""
+    quiet_tune()
     started = connect(plan)
     try:
         plan = check_cluster(plan, alive_nodes(), log)
@@ -360,23 +370,45 @@ def launch(plan: TunePlan, callbacks: Sequence[tune.Callback] = (), log: Callabl
     return results, plan
 
 
+def best_row(run_dir: str, metric: str = "acc/val", mode: str = "max") -> dict[str, Any] | None:
+    """The best metrics row of the run, from its Parquet (the last written row of each
+    (trial, iteration) counts, as in analysis.load)."""
+    import pyarrow.dataset as ds
+
+    from raydaug.logging.parquet import resolve
+
+    filesystem, root = resolve(run_dir)
+    folder = f"{root}/parquet/metrics"
+    if filesystem.get_file_info(folder).type != pafs.FileType.Directory:
+        return None
+    frame = ds.dataset(folder, filesystem=filesystem, format="parquet", partitioning="hive",
+                       exclude_invalid_files=True).to_table().to_pandas()
+    frame = frame.dropna(subset=[metric]) if metric in frame else frame.iloc[0:0]
+    if frame.empty:
+        return None
+    frame = frame.sort_values("timestamp").drop_duplicates(["trial_id", "training_iteration"], keep="last")
+    index = frame[metric].idxmax() if mode == "max" else frame[metric].idxmin()
+    return frame.loc[index].to_dict()
+
+
 def summarize(results, plan: TunePlan, log: Callable[[str], None] = print) -> None:
-    best_row, best_trial = None, None
-    for result in results:
-        frame = result.metrics_dataframe
-        if frame is None or plan.metric not in frame or frame[plan.metric].dropna().empty:
-            continue
-        index = frame[plan.metric].idxmax() if plan.mode == "max" else frame[plan.metric].idxmin()
-        row = frame.loc[index]
-        better = best_row is None or (row[plan.metric] > best_row[plan.metric] if plan.mode == "max"
-                                      else row[plan.metric] < best_row[plan.metric])
-        if better:
-            best_row, best_trial = row, result.metrics.get("trial_id", "?")
-    if best_row is not None:
-        test = best_row["acc/test"] if "acc/test" in best_row else float("nan")
-        log(f"best {plan.metric} {best_row[plan.metric]:.4f} (trial {best_trial}, iteration "
-            f"{int(best_row['training_iteration'])}) → acc/test {test:.4f}")
+    best = best_row(plan.run_dir, plan.metric, plan.mode)
+    if best is not None:
+        log(f"best {plan.metric} {best[plan.metric]:.4f} (trial {best['trial_id']}, iteration "
+            f"{int(best['training_iteration'])}) → acc/test {best['acc/test']:.4f}")
+    unfinished = [result.metrics.get("trial_id", "?") for result in results
+                  if not result.error and _unfinished(result)]
+    if unfinished:
+        log(f"interrupted: {len(unfinished)} trial(s) did not reach their last epoch; continue with: "
+            f"raydaug tune {plan.config_path or plan.name} --name {plan.name} --storage {plan.storage} --resume")
     log(f"results in {plan.run_dir} (Parquet under parquet/); report: raydaug analyze {plan.run_dir}")
+
+
+def _unfinished(result) -> bool:
+    """Every trial trains to its config's last epoch; fewer epochs mean the run was stopped."""
+    epoch = result.metrics.get("epoch")
+    epochs = (result.config or {}).get("epochs")
+    return epoch is None or (epochs is not None and int(epoch) < int(epochs))
 
 
 def run_tune(args: argparse.Namespace, callbacks: Sequence[tune.Callback] = (),
@@ -442,35 +474,33 @@ def _make_dirs(run_dir: str) -> None:
 def run_replay(schedule: Mapping[str, Any], storage: str, name: str, cpus_per_trial: float | None = None,
                gpus_per_trial: float = 0.0, address: str | None = None,
                callbacks: Sequence[tune.Callback] = (), log: Callable[[str], None] = print) -> str:
-    """Retrain one trial on an exported PBT schedule (format in docs/tune.md) with Ray's
-    PopulationBasedTrainingReplay; writes the usual Parquet layout. Returns RUN_DIR."""
+    """Retrain one trial on an exported PBT schedule (format in docs/tune.md); writes the usual Parquet
+    layout into ``storage/name`` (plus ``schedule.json``). Returns RUN_DIR.
+
+    Equivalent to Ray's PopulationBasedTrainingReplay (a change at iteration k governs the iterations
+    after k) but the trial applies each change itself, in place, after its report of iteration k: Ray's
+    replay pauses and restores the trial at every change, and in Ray 2.60 the save it schedules before
+    pausing leaves a stale STOP decision behind that ends the trial one iteration after the last change."""
     initial, changes = check_schedule(schedule)
-    interval = checkpoint_interval(initial)
-    if any(iteration % interval for iteration, _ in changes):
-        # the replay scheduler restarts the trial from the checkpoint of the change iteration
-        initial = initial.replace(checkpoint_every=initial.eval_every, preset="")
-    values = {**initial.to_dict(), "preset": ""}
+    # the recorded config names the device the source trial ran on; the replay follows its own resources
+    values = {**initial.to_dict(), "preset": "", "device": "auto"}
     experiment = Experiment(name=name, base=values, scheduler="fifo",
                             cpus_per_trial=cpus_per_trial or 1.0, gpus_per_trial=gpus_per_trial,
                             max_failures=1, checkpoints_to_keep=2)
     plan = plan_experiment(experiment, argparse.Namespace(storage=storage, name=name, address=address))
-    if cpus_per_trial is None:
-        plan = replace(plan, cpus_per_trial=float(max(1, os.cpu_count() or 1)))
+    quiet_tune()
     started = connect(plan)
     try:
         nodes = alive_nodes()
-        if cpus_per_trial is None:  # the whole largest node for the one trial
+        if cpus_per_trial is None:  # the one trial gets the whole largest node
             plan = replace(plan, cpus_per_trial=max(1.0, max(float(n.get("CPU", 1)) for n in nodes)))
         plan = check_cluster(plan, nodes, log)
         _make_dirs(plan.run_dir)
         _write_text(f"{plan.run_dir}/schedule.json", _json(schedule))
-        with tempfile.TemporaryDirectory(prefix="raydaug-replay-") as folder:
-            policy = os.path.join(folder, "policy.txt")
-            write_replay_policy(policy, values, changes)
-            scheduler = build_replay(policy, values)
         log(f"replaying {len(changes)} change(s) of trial {schedule.get('trial_id', '?')} → {plan.run_dir}")
-        tuner = tune.Tuner(build_trainable(plan), param_space=values,
-                           tune_config=tune.TuneConfig(scheduler=scheduler, num_samples=1, reuse_actors=True),
+        param_space = {**values, REPLAY_KEY: [[iteration, change] for iteration, change in changes]}
+        tuner = tune.Tuner(build_trainable(plan), param_space=param_space,
+                           tune_config=tune.TuneConfig(num_samples=1, reuse_actors=True),
                            run_config=build_run_config(plan, callbacks))
         results = tuner.fit()
     finally:
@@ -496,5 +526,4 @@ def _write_text(uri_or_path: str, text: str) -> None:
 
 
 __all__ = ["TunePlan", "plan_from_args", "plan_experiment", "check_cluster", "check_search_space",
-           "build_tuner", "build_trainable", "launch", "run_tune", "run_replay", "TrialsFailedError",
-           "MUTABLE_HPARAMS"]
+           "build_tuner", "build_trainable", "launch", "run_tune", "run_replay", "TrialsFailedError"]

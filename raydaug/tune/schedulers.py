@@ -1,4 +1,4 @@
-"""PBT / PB2 over the live hyperparameters, and replay of an exported schedule.
+"""PBT / PB2 over the live hyperparameters, and the check of an exported schedule before its replay.
 
 Both population schedulers subclass Ray's so that every exploit (a) writes one ``pbt_events`` row per
 mutated key on the driver, taken from the scheduler's own decision, and (b) copies the donor's
@@ -7,9 +7,7 @@ the donor's copy while the exploited trial still waits for a free slot.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -19,7 +17,6 @@ from ray import tune
 from ray.train._internal.checkpoint_manager import _TrainingResult
 from ray.tune.schedulers import FIFOScheduler, PopulationBasedTraining, TrialScheduler
 from ray.tune.schedulers.pb2 import PB2, import_pb2_dependencies
-from ray.tune.schedulers.pbt import PopulationBasedTrainingReplay
 
 from raydaug.config import MUTABLE_HPARAMS, Config, ConfigError
 from raydaug.logging.parquet import pbt_events_writer, resolve
@@ -74,9 +71,9 @@ def population_settings(options: Mapping[str, Any], base: Config, metric: str, m
             low, high = (float(value) for value in bounds)
         except (TypeError, ValueError):
             raise ConfigError(f"mutation range of {key!r} must be (low, high), got {bounds!r}") from None
-        if not (math.isfinite(low) and math.isfinite(high)) or not 0 < low <= high:
+        if not (math.isfinite(low) and math.isfinite(high)) or not 0 < low < high:
             raise ConfigError(f"mutation range of {key!r} is ({low}, {high}); it is sampled log-uniformly, "
-                              "so it needs 0 < low ≤ high")
+                              "so it needs 0 < low < high")
         for value in (low, high):
             try:
                 base.replace(**{key: value})
@@ -132,6 +129,9 @@ class _ExploitRecorder:
 
     def on_trial_result(self, tune_controller, trial, result):
         _sync_checkpoint_index(trial, result)
+        if _is_last_report(trial, result):
+            # an exploit now would restore a checkpoint and end at once: nothing would train on it
+            return TrialScheduler.CONTINUE
         return super().on_trial_result(tune_controller, trial, result)
 
     def _exploit(self, tune_controller, trial, trial_to_clone):  # noqa: D401 - Ray's hook
@@ -140,7 +140,8 @@ class _ExploitRecorder:
         own_result = self._trial_state[trial].last_result or {}
         super()._exploit(tune_controller, trial, trial_to_clone)
         self._own_checkpoint(trial)
-        _drop_unregistered_checkpoint(trial, own_result)
+        if not self._synch:  # synchronous PBT pauses with a checkpoint, which Ray does register
+            _drop_unregistered_checkpoint(trial, own_result)
         iteration = int(donor_result.get("training_iteration", 0))
         writer = pbt_events_writer(self.run_dir)
         for key in self.event_keys:
@@ -172,6 +173,12 @@ class _ExploitRecorder:
             checkpoint=tune.Checkpoint(path=target, filesystem=filesystem), metrics=latest.metrics)
 
 
+def _is_last_report(trial, result: Mapping[str, Any]) -> bool:
+    epochs = (trial.config or {}).get("epochs")
+    epoch = result.get("epoch")
+    return epochs is not None and epoch is not None and int(epoch) >= int(epochs)
+
+
 def _sync_checkpoint_index(trial, result: Mapping[str, Any]) -> None:
     """Keep the driver's checkpoint counter ahead of every folder the trial has written.
 
@@ -196,6 +203,10 @@ def _drop_unregistered_checkpoint(trial, result: Mapping[str, Any]) -> None:
         return
     storage = trial.storage
     path = f"{storage.trial_fs_path}/{name}"
+    registered = {result.checkpoint.path for result in trial.run_metadata.checkpoint_manager._checkpoint_results
+                  if result.checkpoint is not None}
+    if path in registered:
+        return
     try:
         if storage.storage_filesystem.get_file_info(path).type == pafs.FileType.Directory:
             storage.storage_filesystem.delete_dir(path)
@@ -261,24 +272,6 @@ def check_schedule(schedule: Mapping[str, Any]) -> tuple[Config, list[tuple[int,
         changes.append((iteration, values))
         previous = iteration
     return initial, changes
-
-
-def write_replay_policy(path: str, initial: dict[str, Any], changes: list[tuple[int, dict[str, Any]]]) -> None:
-    """Ray's PopulationBasedTrainingReplay reads a policy file of JSON rows
-    [old_tag, new_tag, old_step, new_step, old_config, new_config]; one unbroken tag chain."""
-    current = dict(initial)
-    with open(path, "w") as handle:
-        for iteration, values in changes:
-            new = {**current, **values}
-            handle.write(json.dumps(["replay", "replay", iteration, iteration, current, new]) + "\n")
-            current = new
-
-
-def build_replay(policy_path: str, initial: dict[str, Any]) -> TrialScheduler:
-    """Ray's replay scheduler; with no changes at all it is a plain FIFO run of the initial config."""
-    if os.path.getsize(policy_path) == 0:
-        return FIFOScheduler()
-    return PopulationBasedTrainingReplay(policy_path)
 
 
 def _float(value: Any) -> float | None:

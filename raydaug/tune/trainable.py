@@ -29,6 +29,8 @@ from raydaug.train import Trainer
 
 STATE_FILE = "state.pt"
 META_FILE = "trial.json"
+# trial-config key (not a Config key) holding a replayed schedule: [[iteration, {hparam: value}], ...]
+REPLAY_KEY = "replay_schedule"
 
 
 def trial_config(values: Mapping[str, Any], gpus: float) -> Config:
@@ -70,13 +72,25 @@ def checkpoint_header_sha(path: Path) -> str:
     return header[2].decode() if len(header) == 4 else ""
 
 
+def scheduled_config(config: Config, schedule: Any, iteration: int) -> Config:
+    """``config`` with every schedule change at or before ``iteration`` applied (a change at k governs
+    the iterations after k, as in Ray's PopulationBasedTrainingReplay)."""
+    changes = {}
+    for at, values in schedule or ():
+        if int(at) <= iteration:
+            changes.update(values)
+    return config.replace(**changes, preset=config.preset) if changes else config
+
+
 def train_trial(config: dict[str, Any], run_dir: str) -> None:
     """Ray Tune function trainable. ``run_dir`` (= storage/name) is bound with tune.with_parameters."""
     context = tune.get_context()
     trial_id = context.get_trial_id()
     cpus, gpus = resource_share(context.get_trial_resources())
     torch.set_num_threads(max(1, int(cpus)))
-    cfg = trial_config(config, gpus)
+    initial = trial_config(config, gpus)
+    schedule = config.get(REPLAY_KEY)
+    cfg = initial
     trainer = Trainer(cfg)
     time_total = 0.0
     restored_sha = ""
@@ -90,6 +104,7 @@ def train_trial(config: dict[str, Any], run_dir: str) -> None:
                 time_total = float(json.loads(meta.read_text())["time_total_s"])
         # the checkpoint may come from another trial (PBT exploit) or an older config: this trial's
         # config wins for α, β, γ and the four learning rates
+        cfg = scheduled_config(initial, schedule, reported_iteration(trainer))
         trainer.apply_hparams(cfg)
     trials = trials_writer(run_dir)
     trials.append(trial_row(trial_id, "restore" if checkpoint is not None else "start",
@@ -118,4 +133,9 @@ def train_trial(config: dict[str, Any], run_dir: str) -> None:
                 tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
         else:
             tune.report(result)
+        if schedule:  # a replayed schedule changes the hyperparameters in place, from the next iteration on
+            following = scheduled_config(initial, schedule, iteration)
+            if following != cfg:
+                cfg = following
+                trainer.apply_hparams(cfg)
     writer.flush()

@@ -1,0 +1,263 @@
+"""Ray Tune costs on this machine (digits, 16 px, the small nets of Config's defaults).
+
+1. **Tune overhead**: one trial through Tune against the plain ``Trainer`` loop (same config, same
+   iterations, checkpoints at the same epochs, one torch thread each), alternated in one process:
+   plain, Tune, plain (quick) or plain, Tune, plain, Tune, plain; medians. Throughput = training samples between the first and the last evaluation
+   divided by the time between them (steady state; Ray start-up and actor start are reported apart).
+   Goal: Tune/plain ≥ 0.95.
+2. **Exploit cost**: a 2-trial PBT forced to exploit (one trial cannot learn: lr_c 1e-6; quantile 0.5,
+   perturbation every iteration). For each exploit: time on the driver from the exploited trial's last
+   report before it to its first report after it, minus one iteration (the median ``time_this_iter_s``
+   of reports that did not follow a restore).
+   Goal: ≤ 1 s.
+3. **Population scaling**: 1, 2 and 4 concurrent trials (CPU share min(1, cores / trials), one torch
+   thread each), aggregate training samples/s.
+4. **GPU packing** (only with CUDA): 1 × 1.0, 2 × 0.5, 4 × 0.25 and 8 × 0.125 GPU trials at 32 px with the
+   paper's nets, aggregate samples/s; goal: 4 × 0.25 ≥ 3 × the single trial. Skipped (met None) on CPU.
+
+``run(quick)`` returns the rows; ``python -m bench tune`` writes ``bench/results/tune.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+DIGITS = {"dataset": "digits", "image_size": 16, "classifier": "small", "disc": "small", "device": "cpu"}
+OVERHEAD_GOAL = 0.95
+EXPLOIT_GOAL_S = 1.0
+PACKING_GOAL = 3.0
+
+
+def _row(metric: str, value: float | None, unit: str, goal: str = "", met: bool | None = None, **extra: Any):
+    return {"metric": metric, "value": None if value is None else round(float(value), 4), "unit": unit,
+            "goal": goal, "met": None if met is None else bool(met), **extra}
+
+
+def _args(storage: str, **changes: Any) -> argparse.Namespace:
+    values = dict(smoke=False, set=[], name=None, storage=storage, address=None, num_samples=None,
+                  cpus_per_trial=None, gpus_per_trial=None, max_failures=None, resume=False)
+    values.update(changes)
+    return argparse.Namespace(**values)
+
+
+def _recorder():
+    from ray import tune
+
+    class Recorder(tune.Callback):
+        def __init__(self):
+            self.rows: list[dict[str, Any]] = []
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            self.rows.append({"time": time.perf_counter(), "trial": trial.trial_id,
+                              "iteration": result["training_iteration"],
+                              "iteration_s": result["time_this_iter_s"],
+                              "after_restore": result["iterations_since_restore"] == 1,
+                              "exploited_here": dict(result["config"]) != dict(trial.config)})
+
+    return Recorder()
+
+
+def _launch(experiment, storage: str):
+    from raydaug.tune import runner
+
+    recorder = _recorder()
+    plan = runner.plan_experiment(experiment, _args(storage))
+    started = time.perf_counter()
+    results, plan = runner.launch(plan, [recorder], log=lambda _: None)
+    wall = time.perf_counter() - started
+    if results.errors:
+        raise RuntimeError(f"benchmark run {experiment.name} failed: {results.errors[0]}")
+    return plan, recorder.rows, wall
+
+
+def _steady_rate(frame, samples_per_iteration: int) -> float:
+    """samples/s between a trial's first and last metric row (one row per iteration)."""
+    frame = frame.sort_values("timestamp").drop_duplicates("training_iteration", keep="last")
+    span = frame["timestamp"].iloc[-1] - frame["timestamp"].iloc[0]
+    return samples_per_iteration * (len(frame) - 1) / span
+
+
+def _metrics(run_dir: str):
+    import pandas as pd
+
+    return pd.read_parquet(Path(run_dir) / "parquet" / "metrics")
+
+
+# ---------------------------------------------------------------------- 1. overhead
+def _plain_rate(values: dict[str, Any], folder: Path) -> tuple[float, float]:
+    """The plain loop: Trainer.train_iteration + checkpoint at the same epochs. (steady samples/s, wall)."""
+    import torch
+
+    from raydaug.config import Config
+    from raydaug.train import Trainer
+
+    config = Config.from_dict(values)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        started = time.perf_counter()
+        trainer = Trainer(config)
+        stamps = []
+        while not trainer.done:
+            trainer.train_iteration()
+            stamps.append(time.perf_counter())
+            if trainer.state.epoch % config.checkpoint_every == 0 or trainer.done:
+                trainer.save(folder / "state.pt")
+        wall = time.perf_counter() - started
+    finally:
+        torch.set_num_threads(threads)
+    per_iteration = len(trainer.splits.train) * config.eval_every
+    return per_iteration * (len(stamps) - 1) / (stamps[-1] - stamps[0]), wall
+
+
+def bench_overhead(quick: bool, storage: str) -> list[dict[str, Any]]:
+    from raydaug.config import Config
+    from raydaug.experiment import Experiment
+
+    epochs = 30 if quick else 80
+    values = {**DIGITS, "epochs": epochs, "eval_every": 5, "checkpoint_every": 10}
+    per_iteration = Config.from_dict(values).train_per_class * 10 * values["eval_every"]
+    # alternate plain and Tune runs so that a change in the machine's load hits both alike
+    plain, tuned, plain_walls, tune_walls = [], [], [], []
+    for repeat in range(1 if quick else 2):
+        rate, wall = _plain_rate(values, Path(storage))
+        plain.append(rate)
+        plain_walls.append(wall)
+        experiment = Experiment(name=f"overhead{repeat}", base=values, scheduler="fifo", cpus_per_trial=1.0)
+        plan, _, wall = _launch(experiment, storage)
+        tuned.append(_steady_rate(_metrics(plan.run_dir), per_iteration))
+        tune_walls.append(wall)
+    rate, _ = _plain_rate(values, Path(storage))
+    plain.append(rate)
+    ratio = statistics.median(tuned) / statistics.median(plain)
+    return [
+        _row("tune overhead: Tune/plain throughput", ratio, "ratio", f"≥ {OVERHEAD_GOAL}", ratio >= OVERHEAD_GOAL,
+             tune_samples_per_s=[round(r, 2) for r in tuned], plain_samples_per_s=[round(r, 2) for r in plain],
+             epochs=epochs),
+        _row("tune overhead: plain loop throughput", statistics.median(plain), "samples/s"),
+        _row("tune overhead: one trial through Tune throughput", statistics.median(tuned), "samples/s"),
+        _row("tune overhead: end-to-end wall, Tune (incl. trial start) − plain",
+             statistics.median(tune_walls) - statistics.median(plain_walls), "s",
+             tune_wall_s=[round(w, 2) for w in tune_walls], plain_wall_s=[round(w, 2) for w in plain_walls]),
+    ]
+
+
+# ---------------------------------------------------------------------- 2. exploit cost
+def bench_exploit(quick: bool, storage: str) -> list[dict[str, Any]]:
+    from ray import tune
+
+    from raydaug.experiment import Experiment
+
+    epochs = 8 if quick else 16
+    experiment = Experiment(
+        name="exploit", base={**DIGITS, "epochs": epochs, "eval_every": 1, "checkpoint_every": 1},
+        search_space={"lr_c": tune.grid_search([1e-6, 1e-3])}, scheduler="pbt",
+        scheduler_options={"perturbation_interval": 1, "quantile_fraction": 0.5, "resample_probability": 0.25},
+        cpus_per_trial=1.0, checkpoints_to_keep=2)
+    plan, rows, _ = _launch(experiment, storage)
+    by_trial: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_trial.setdefault(row["trial"], []).append(row)
+    # driver-side gap from the report that triggered an exploit to the exploited trial's next report;
+    # in steady state that gap is one iteration, measured on the actor (Tune's time_this_iter_s)
+    gaps = [after["time"] - before["time"]
+            for trial_rows in by_trial.values() for before, after in zip(trial_rows, trial_rows[1:])
+            if before["exploited_here"]]
+    steady = [row["iteration_s"] for row in rows if not row["after_restore"]]
+    if not gaps or not steady:
+        return [_row("exploit cost (digits)", None, "s", f"≤ {EXPLOIT_GOAL_S} s", None, note="no exploit happened")]
+    iteration = statistics.median(steady)
+    costs = [gap - iteration for gap in gaps]
+    cost = statistics.median(costs)
+    return [
+        _row("exploit cost (digits): last report before → first after, − 1 iteration", cost, "s",
+             f"≤ {EXPLOIT_GOAL_S} s", cost <= EXPLOIT_GOAL_S, exploits=len(costs),
+             max_s=round(max(costs), 3), iteration_s=round(iteration, 3)),
+    ]
+
+
+# ---------------------------------------------------------------------- 3. population scaling
+def _population_rate(values: dict[str, Any], trials: int, cpus: float, gpus: float, storage: str, name: str) -> float:
+    from ray import tune
+
+    from raydaug.config import Config
+    from raydaug.experiment import Experiment
+
+    experiment = Experiment(name=name, base=values, search_space={"seed": tune.grid_search(list(range(trials)))},
+                            scheduler="fifo", cpus_per_trial=cpus, gpus_per_trial=gpus)
+    plan, _, _ = _launch(experiment, storage)
+    config = Config.from_dict(values)
+    per_iteration = config.train_per_class * 10 * config.eval_every
+    metrics = _metrics(plan.run_dir)
+    return sum(_steady_rate(frame, per_iteration) for _, frame in metrics.groupby("trial_id", observed=True))
+
+
+def bench_scaling(quick: bool, storage: str, cores: int) -> list[dict[str, Any]]:
+    epochs = 15 if quick else 40
+    values = {**DIGITS, "epochs": epochs, "eval_every": 5, "checkpoint_every": 10}
+    rows, single = [], None
+    for trials in (1, 2, 4):
+        cpus = min(1.0, cores / trials)  # one torch thread per trial: the scaling is across processes
+        rate = _population_rate(values, trials, cpus, 0.0, storage, f"scale{trials}")
+        single = single or rate
+        rows.append(_row(f"population scaling: {trials} concurrent trial(s), {cpus:g} CPU each", rate,
+                         "samples/s", "", None, speedup=round(rate / single, 3)))
+    return rows
+
+
+# ---------------------------------------------------------------------- 4. GPU packing
+def bench_gpu_packing(quick: bool, storage: str) -> list[dict[str, Any]]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return [_row("GPU packing: 4 × 0.25 GPU vs 1 × 1.0", None, "ratio", f"≥ {PACKING_GOAL}", None,
+                     note="skipped: no CUDA device")]
+    values = {"dataset": "digits", "image_size": 32, "classifier": "badgan", "disc": "badgan", "ngf": 64,
+              "noise_dim": 100, "train_per_class": 50, "val_per_class": 10, "batch_size": 32, "device": "auto",
+              "epochs": 10 if quick else 30, "eval_every": 5, "checkpoint_every": 10}
+    card = torch.cuda.get_device_name(0)
+    rows, rates = [], {}
+    for trials, share in ((1, 1.0), (2, 0.5), (4, 0.25), (8, 0.125)):
+        rates[trials] = _population_rate(values, trials, 1.0, share, storage, f"gpu{trials}")
+        rows.append(_row(f"GPU packing: {trials} × {share:g} GPU, 32 px paper nets", rates[trials], "samples/s",
+                         card=card))
+    ratio = rates[4] / rates[1]
+    rows.append(_row("GPU packing: 4 × 0.25 GPU vs 1 × 1.0", ratio, "ratio", f"≥ {PACKING_GOAL}",
+                     ratio >= PACKING_GOAL, card=card))
+    return rows
+
+
+# ---------------------------------------------------------------------- entry point
+def run(quick: bool) -> list[dict[str, Any]]:
+    import ray
+
+    cores = os.cpu_count() or 1
+    storage = tempfile.mkdtemp(prefix="raydaug-bench-tune-")
+    started_ray = not ray.is_initialized()
+    if started_ray:
+        ray.init(num_cpus=cores, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    try:
+        rows = []
+        rows += bench_overhead(quick, storage)
+        rows += bench_exploit(quick, storage)
+        rows += bench_scaling(quick, storage, cores)
+        rows += bench_gpu_packing(quick, storage)
+        return rows
+    finally:
+        if started_ray:
+            ray.shutdown()
+        shutil.rmtree(storage, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(json.dumps(run("--quick" in sys.argv), indent=2))

@@ -1,0 +1,23 @@
+"""Shared fixtures. ``ray_session`` starts one local Ray for the whole pytest session (2 CPUs, no
+dashboard) and shuts it down at the end; tests that need Ray take it as an argument."""
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    ray = pytest.importorskip("ray")
+    # quiet, and keep the workers' torch to one thread unless a trial says otherwise
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    started = False
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
+                 log_to_driver=False, configure_logging=True)
+        started = True
+    yield ray
+    if started:
+        ray.shutdown()

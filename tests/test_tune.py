@@ -1,0 +1,277 @@
+"""Ray Tune integration (CPU, tiny digits configs): PBT exploit, actor reuse, resume, resources,
+replay, and bad input rejected before any trial starts."""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+ray = pytest.importorskip("ray")
+from ray import tune  # noqa: E402
+from ray.tune.trainable import wrap_function  # noqa: E402
+
+from raydaug.checkpoint import load_checkpoint  # noqa: E402
+from raydaug.cli import UsageError, main  # noqa: E402
+from raydaug.config import MUTABLE_HPARAMS, Config, ConfigError  # noqa: E402
+from raydaug.experiment import Experiment  # noqa: E402
+from raydaug.train import Trainer  # noqa: E402
+from raydaug.tune import runner  # noqa: E402
+from raydaug.tune.trainable import trial_config  # noqa: E402
+from tests.helpers import TINY  # noqa: E402
+
+LR_KEYS = {"lr_c": "lr/c", "lr_g": "lr/g", "lr_dc": "lr/dc", "lr_dd": "lr/dd"}
+HP_KEYS = {"alpha": "hp/alpha", "beta": "hp/beta", "gamma": "hp/gamma"}
+
+
+def tune_args(**changes) -> argparse.Namespace:
+    values = dict(config="smoke", set=[], smoke=False, name=None, storage=None, address=None,
+                  num_samples=None, cpus_per_trial=None, gpus_per_trial=None, max_failures=None, resume=False)
+    values.update(changes)
+    return argparse.Namespace(**values)
+
+
+class Recorder(tune.Callback):
+    """Every result the driver processed, with the trial's config *after* the scheduler acted on it."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.rows.append({"trial": trial.trial_id, "result": dict(result),
+                          "config_after": dict(trial.config),
+                          "exploited_here": dict(result["config"]) != dict(trial.config)})
+
+
+def read_parquet(run_dir: str, table: str) -> pd.DataFrame:
+    return pd.read_parquet(Path(run_dir) / "parquet" / table)
+
+
+# ---------------------------------------------------------------------- PBT exploit
+def test_pbt_exploit_restores_donor_checkpoint_and_new_hyperparameters(ray_session, tmp_path):
+    experiment = Experiment(
+        name="pbt", base={**TINY, "epochs": 4},
+        # a classifier that cannot learn (lr_c 1e-6) is always the lower half: exploits are certain
+        search_space={"alpha": tune.loguniform(0.02, 0.5), "lr_c": tune.grid_search([1e-6, 3e-3])},
+        scheduler="pbt",
+        scheduler_options={"perturbation_interval": 1, "quantile_fraction": 0.5, "resample_probability": 0.5},
+        num_samples=1, cpus_per_trial=1.0, checkpoints_to_keep=2)
+    plan = runner.plan_experiment(experiment, tune_args(storage=str(tmp_path)))
+    recorder = Recorder()
+    results, plan = runner.launch(plan, [recorder], log=lambda _: None)
+    assert not results.errors
+
+    events = read_parquet(plan.run_dir, "pbt_events")
+    assert not events.empty, "the forced PBT (2 trials, quantile 0.5, every iteration) never exploited"
+    assert set(events["key"]) == set(MUTABLE_HPARAMS)
+
+    sha_at = {(row["trial"], row["result"]["training_iteration"]): row["result"]["checkpoint/sha256"]
+              for row in recorder.rows if "checkpoint/sha256" in row["result"]}
+    # one exploit = one row per mutated key, written together; the k-th exploit of a trial in Parquet is
+    # the k-th result after which the driver saw that trial's config change
+    exploits = {dst: [frame.iloc[i:i + len(MUTABLE_HPARAMS)] for i in range(0, len(frame), len(MUTABLE_HPARAMS))]
+                for dst, frame in events.sort_values("timestamp").groupby("dst_trial")}
+    seen = {dst: 0 for dst in exploits}
+    checked = 0
+    for index, row in enumerate(recorder.rows):
+        if not row["exploited_here"]:
+            continue
+        dst, new_config = row["trial"], row["config_after"]
+        event = exploits[dst][seen[dst]]
+        seen[dst] += 1
+        iteration, src = int(event["training_iteration"].iloc[0]), str(event["src_trial"].iloc[0])
+        assert dict(zip(event["key"], event["new_value"])) == pytest.approx(
+            {key: float(new_config[key]) for key in MUTABLE_HPARAMS})
+        following = [r for r in recorder.rows[index + 1:] if r["trial"] == dst]
+        if not following:
+            continue
+        report = following[0]["result"]
+        # the next report continues from the donor's checkpoint, bit for bit
+        assert report["training_iteration"] == iteration + 1
+        assert report["checkpoint/restored_sha256"] == sha_at[(src, iteration)]
+        # ... with the new hyperparameters live in the losses and the optimisers
+        for key, metric in {**HP_KEYS, **LR_KEYS}.items():
+            assert report[metric] == pytest.approx(float(new_config[key]), rel=1e-12), key
+        checked += 1
+    assert checked >= 1
+
+    # the exploited trial owns a copy of the donor checkpoint; it loads to the same payload
+    copies = list(Path(plan.run_dir, "exploit_checkpoints").glob("*/*/state.pt"))
+    assert copies
+    payload = load_checkpoint(copies[0])
+    assert set(payload["nets"]) == {"g", "dc", "dd", "c"}
+
+    # Parquet: one trial row per start/restore, metric rows for every iteration of every trial
+    trials = read_parquet(plan.run_dir, "trials")
+    assert {"start", "restore"} <= set(trials["event"])
+    metrics = read_parquet(plan.run_dir, "metrics")
+    for trial_id, frame in metrics.groupby("trial_id", observed=True):
+        assert set(frame["training_iteration"]) == {1, 2, 3, 4}, trial_id
+
+
+# ---------------------------------------------------------------------- actor reuse
+def test_reused_actor_keeps_no_state_of_the_previous_trial(ray_session, tmp_path):
+    # 1.5 CPU per trial on a 2-CPU Ray: one trial at a time, so the second reuses the first's actor
+    experiment = Experiment(
+        name="reuse", base={**TINY, "epochs": 2},
+        search_space={"seed": tune.grid_search([3, 0]), "lr_c": tune.grid_search([3e-3])},
+        scheduler="fifo", num_samples=1, cpus_per_trial=1.5)
+    plan = runner.plan_experiment(experiment, tune_args(storage=str(tmp_path)))
+    recorder = Recorder()
+    results, plan = runner.launch(plan, [recorder], log=lambda _: None)
+    assert not results.errors
+    by_seed = {}
+    for row in recorder.rows:
+        by_seed.setdefault(row["result"]["config"]["seed"], []).append(row["result"])
+    assert by_seed[3][0]["worker/pid"] == by_seed[0][0]["worker/pid"], "the actor was not reused"
+
+    # the same config trained from scratch in this process gives the same numbers
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        trainer = Trainer(trial_config({**TINY, "epochs": 2, "seed": 0, "lr_c": 3e-3}, gpus=0.0))
+        fresh = [trainer.train_iteration() for _ in range(2)]
+    finally:
+        torch.set_num_threads(threads)
+    for reused, alone in zip(by_seed[0], fresh):
+        for key in ("loss/c", "loss/g", "loss/dc", "loss/dd", "acc/val", "acc/test", "aug/l1"):
+            assert reused[key] == pytest.approx(alone[key], rel=1e-5, abs=1e-7), key
+
+
+# ---------------------------------------------------------------------- stop half-way, resume
+class InterruptAt(tune.Callback):
+    """Send the driver SIGUSR1 (Tune's own 'stop and save state' signal) once a trial reaches ``iteration``."""
+
+    def __init__(self, iteration: int):
+        self.iteration = iteration
+        self.sent = False
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if not self.sent and result["training_iteration"] >= self.iteration:
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+
+def test_interrupted_run_resumes_and_finishes_every_trial(ray_session, tmp_path):
+    epochs = 6
+    experiment = Experiment(
+        name="resume", base={**TINY, "epochs": epochs, "checkpoint_every": 2},
+        search_space={"seed": tune.grid_search([0, 1])}, scheduler="fifo", cpus_per_trial=1.0)
+    args = tune_args(storage=str(tmp_path))
+    plan = runner.plan_experiment(experiment, args)
+    # at iteration 3's result, iteration 2's checkpoint is registered: the resume must start there
+    first, plan = runner.launch(plan, [InterruptAt(3)], log=lambda _: None)
+    reached = {r.metrics["trial_id"]: r.metrics.get("training_iteration", 0) for r in first}
+    assert min(reached.values()) < epochs, f"the interruption came too late to test anything: {reached}"
+
+    with pytest.raises(UsageError, match="--resume"):  # the same name without --resume is refused
+        runner.plan_experiment(experiment, args)
+    resumed_plan = runner.plan_experiment(experiment, tune_args(storage=str(tmp_path), resume=True))
+    second, _ = runner.launch(resumed_plan, log=lambda _: None)
+    assert not second.errors
+    assert sorted(r.metrics["training_iteration"] for r in second) == [epochs, epochs]
+    metrics = read_parquet(plan.run_dir, "metrics")
+    for trial_id, frame in metrics.groupby("trial_id", observed=True):
+        assert set(frame["training_iteration"]) == set(range(1, epochs + 1)), trial_id
+    trials = read_parquet(plan.run_dir, "trials")
+    restores = trials[trials["event"] == "restore"]
+    assert not restores.empty and restores["training_iteration"].min() >= 2, "resumed from scratch"
+
+
+# ---------------------------------------------------------------------- replay
+def test_replay_follows_the_schedule(ray_session, tmp_path):
+    initial = Config.from_dict({**TINY, "epochs": 4}).to_dict()
+    schedule = {"trial_id": "x", "metric": "acc/val", "initial_config": initial,
+                "changes": [{"training_iteration": 1,
+                             "config": {**{k: initial[k] for k in MUTABLE_HPARAMS}, "alpha": 0.3, "lr_c": 2e-3}},
+                            {"training_iteration": 2,
+                             "config": {**{k: initial[k] for k in MUTABLE_HPARAMS}, "alpha": 0.7, "lr_c": 4e-4}}]}
+    run_dir = runner.run_replay(schedule, str(tmp_path), "replay", cpus_per_trial=1.0, log=lambda _: None)
+    metrics = read_parquet(run_dir, "metrics").sort_values("timestamp")
+    last = metrics.groupby("training_iteration").last()
+    assert list(last.index) == [1, 2, 3, 4], "the replay must train past its last change to the end"
+    assert last.loc[1, "hp/alpha"] == pytest.approx(initial["alpha"])
+    assert last.loc[2, "hp/alpha"] == pytest.approx(0.3) and last.loc[2, "lr/c"] == pytest.approx(2e-3)
+    for iteration in (3, 4):
+        assert last.loc[iteration, "hp/alpha"] == pytest.approx(0.7)
+        assert last.loc[iteration, "lr/c"] == pytest.approx(4e-4)
+
+
+# ---------------------------------------------------------------------- resources (no GPU needed)
+def test_fractional_gpu_share_maps_to_ray_resources(tmp_path):
+    plan = runner.plan_from_args(tune_args(storage=str(tmp_path), gpus_per_trial=0.5, cpus_per_trial=1.0))
+    assert plan.gpus_per_trial == 0.5
+    request = wrap_function(runner.build_trainable(plan)).default_resource_request({})
+    assert request.required_resources == {"CPU": 1.0, "GPU": 0.5}
+    # two such trials fit one GPU; a CPU-only cluster is refused before launch
+    runner.check_cluster(plan, [{"CPU": 2.0, "GPU": 1.0}])
+    with pytest.raises(UsageError, match="GPU"):
+        runner.check_cluster(plan, [{"CPU": 2.0}])
+    with pytest.raises(UsageError, match="GPU"):
+        runner.check_cluster(runner.plan_from_args(tune_args(storage=str(tmp_path), gpus_per_trial=2)),
+                             [{"CPU": 8.0, "GPU": 1.0}])
+
+
+def test_trial_device_follows_assigned_resources():
+    assert trial_config(TINY, gpus=0.0).device == "cpu"
+    with pytest.raises(ConfigError, match="device=cuda"):
+        trial_config({**TINY, "device": "cuda"}, gpus=0.0)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            trial_config(TINY, gpus=0.25)
+
+
+# ---------------------------------------------------------------------- bad input, before launch
+def write_config(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "user_config.py"
+    path.write_text("from ray import tune\nfrom raydaug.experiment import Experiment\n" + body)
+    return str(path)
+
+
+@pytest.mark.parametrize("body, changes, error, fragment", [
+    ("X = 1\n", {}, ConfigError, "does not define experiment()"),
+    ("def experiment():\n    return Experiment(name='x', base={}, search_space={'learning_rate': tune.uniform(0, 1)})\n",
+     {}, ConfigError, "unknown config key"),
+    ("def experiment():\n    return Experiment(name='x', base={}, scheduler='pbt',\n"
+     "        scheduler_options={'mutations': {'lr_c': (-1e-3, 1e-2)}})\n", {}, ConfigError, "lr_c"),
+    ("def experiment():\n    return Experiment(name='x', base={}, scheduler='pbt',\n"
+     "        scheduler_options={'mutations': {'epochs': (1, 10)}})\n", {}, ConfigError, "epochs"),
+    ("def experiment():\n    return Experiment(name='x', base={}, search_space={'lr_g': tune.grid_search([1e-3, -1.0])})\n",
+     {}, ConfigError, "lr_g"),
+    ("def experiment():\n    return Experiment(name='x', base={})\n", {"gpus_per_trial": 1.5}, UsageError, "whole number"),
+    ("def experiment():\n    return Experiment(name='x', base={})\n", {"storage": "nosuchscheme://bucket/x"},
+     UsageError, "--storage"),
+    ("def experiment():\n    return Experiment(name='x', base={})\n", {"address": "not an address"},
+     UsageError, "--address"),
+    ("def experiment():\n    return Experiment(name='x', base={})\n", {"set": ["alpha=-1"]}, ConfigError, "alpha"),
+])
+def test_bad_input_fails_before_launch(tmp_path, body, changes, error, fragment):
+    path = write_config(tmp_path, body)
+    changes = {"storage": str(tmp_path / "runs"), **changes}
+    with pytest.raises(error, match=re.escape(fragment)):
+        runner.plan_from_args(tune_args(config=path, **changes))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cli_reports_bad_input_on_one_line(tmp_path, capsys):
+    code = main(["tune", "smoke", "--gpus-per-trial", "2.5", "--storage", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "whole number" in err[0]
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in Path(__file__).resolve().parents[1].glob("tune_configs/*.py")
+                                         if not p.stem.startswith("_")))
+def test_every_tune_config_plans_in_smoke_and_full_size(tmp_path, name):
+    full = runner.plan_from_args(tune_args(config=name, storage=str(tmp_path)))
+    smoke = runner.plan_from_args(tune_args(config=name, storage=str(tmp_path), smoke=True))
+    assert smoke.base.dataset == "digits" and smoke.base.epochs <= 6
+    assert smoke.scheduler == full.scheduler and smoke.name.endswith("_smoke")
+    if full.scheduler == "pbt":
+        assert full.settings.perturbation_interval % (full.base.checkpoint_every // full.base.eval_every) == 0
+
