@@ -8,14 +8,16 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(wildcard */__init__.py)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/raydaug train --out runs/digits_learned
+	$(BIN)/raydaug tune digits_pbt --storage $(CURDIR)/runs --name digits_pbt $(if $(wildcard runs/digits_pbt/tuner.pkl),--resume)
+	$(BIN)/raydaug analyze runs/digits_pbt
+	@echo "results: $(CURDIR)/runs/digits_pbt (report: runs/digits_pbt/report/report.html)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

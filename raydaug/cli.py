@@ -36,9 +36,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from raydaug.tune.runner import run_tune
+    from raydaug.tune.runner import TrialsFailedError, run_tune
 
-    run_tune(args)
+    try:
+        run_tune(args)
+    except TrialsFailedError as error:
+        print(f"raydaug: error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -123,7 +123,7 @@ class Trainer:
 
     @property
     def iteration(self) -> int:
-        return self.state.epoch // self.config.eval_every
+        return -(-self.state.epoch // self.config.eval_every)  # ceil: a shorter last window gets its own number
 
     @property
     def done(self) -> bool:

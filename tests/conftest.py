@@ -6,6 +6,10 @@ import logging
 import os
 
 import pytest
+import torch
+
+# One torch thread per test process: on 2 shared cores, two OpenMP threads made steps 3-15x slower.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -246,7 +246,7 @@ def build_scheduler(kind: str, run_dir: str, settings: PopulationSettings | None
         return RecordingPBT(run_dir, settings)
     if kind == "pb2":
         if not import_pb2_dependencies():
-            raise ConfigError("scheduler=pb2 needs scikit-learn: pip install 'raydaug[pb2]'")
+            raise ConfigError("scheduler=pb2 needs scikit-learn: pip install scikit-learn")
         return RecordingPB2(run_dir, settings)
     raise ConfigError(f"scheduler={kind!r} is unknown; choose one of {', '.join(SCHEDULERS)}")
 
