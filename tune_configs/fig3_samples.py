@@ -6,12 +6,11 @@ hand-made strong augmentation and the learned one (a grid; split seed 0).
 from ray import tune
 
 from raydaug.experiment import Experiment
+from tune_configs.common import TINY_DIGITS
 
 PER_CLASS = [50, 100, 200, 400, 800]          # 500 … 8000 training images
 AUGS = ["none", "strong", "learned"]
-SMOKE = {"dataset": "digits", "image_size": 16, "classifier": "small", "disc": "small", "ngf": 4,
-         "noise_dim": 8, "val_per_class": 3, "batch_size": 10, "epochs": 2, "eval_every": 1,
-         "checkpoint_every": 1, "train_per_class": tune.grid_search([2, 4])}
+SMOKE = {**TINY_DIGITS, "epochs": 2, "checkpoint_every": 1, "train_per_class": tune.grid_search([2, 4])}
 
 
 def experiment() -> Experiment:

@@ -15,13 +15,12 @@ from pathlib import Path
 from ray import tune
 
 from raydaug.experiment import Experiment
+from tune_configs.common import TINY_DIGITS
 
 SEEDS = [0, 1, 2]
 SNAPSHOT_EPOCHS = (200, 500, 700, 1000)
 BASE = {"preset": "paper_cifar10", "aug": "learned", "epochs": 1000, "eval_every": 5, "checkpoint_every": 100}
-SMOKE = {"dataset": "digits", "image_size": 16, "classifier": "small", "disc": "small", "ngf": 4,
-         "noise_dim": 8, "train_per_class": 3, "val_per_class": 3, "batch_size": 10, "epochs": 4,
-         "eval_every": 1, "checkpoint_every": 2, "seed": tune.grid_search([0])}
+SMOKE = {**TINY_DIGITS, "seed": tune.grid_search([0])}
 
 
 def experiment() -> Experiment:

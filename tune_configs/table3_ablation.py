@@ -7,11 +7,10 @@ from ray import tune
 
 from raydaug.config import TABLE3_ROWS
 from raydaug.experiment import Experiment
+from tune_configs.common import TINY_DIGITS
 
 SEEDS = [0, 1, 2]
-SMOKE = {"dataset": "digits", "image_size": 16, "classifier": "small", "disc": "small", "ngf": 4,
-         "noise_dim": 8, "train_per_class": 3, "val_per_class": 3, "batch_size": 10, "epochs": 2,
-         "eval_every": 1, "checkpoint_every": 1, "seed": tune.grid_search([0])}
+SMOKE = {**TINY_DIGITS, "epochs": 2, "checkpoint_every": 1, "seed": tune.grid_search([0])}
 
 
 def experiment() -> Experiment:

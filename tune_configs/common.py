@@ -1,0 +1,39 @@
+"""Shared by the tune_configs: the tiny digits settings of ``--smoke`` and the paper-population PBT."""
+from __future__ import annotations
+
+from typing import Any
+
+from ray import tune
+
+from raydaug.config import MUTABLE_HPARAMS, PRESETS
+from raydaug.experiment import Experiment
+
+# --smoke: the same experiment shape on the embedded digits data with tiny nets (seconds per trial)
+TINY_DIGITS: dict[str, Any] = {
+    "dataset": "digits", "image_size": 16, "classifier": "small", "disc": "small", "ngf": 4, "noise_dim": 8,
+    "train_per_class": 3, "val_per_class": 3, "batch_size": 10, "epochs": 4, "eval_every": 1,
+    "checkpoint_every": 2,
+}
+
+
+def paper_population(name: str, preset: str, epochs: int, eval_every: int, checkpoint_every: int,
+                     gpus_per_trial: float, num_samples: int = 8) -> Experiment:
+    """PBT around the authors' published values of ``preset``: the starting population within ×/÷2 of
+    them, mutations within ×/÷10, every checkpoint."""
+    paper = PRESETS[preset]
+    return Experiment(
+        name=name,
+        base={"preset": preset, "aug": "learned", "epochs": epochs, "eval_every": eval_every,
+              "checkpoint_every": checkpoint_every},
+        search_space={key: tune.loguniform(paper[key] / 2, paper[key] * 2) for key in MUTABLE_HPARAMS},
+        scheduler="pbt",
+        scheduler_options={"mutations": {key: (paper[key] / 10, paper[key] * 10) for key in MUTABLE_HPARAMS},
+                           "quantile_fraction": 0.25, "resample_probability": 0.25},
+        num_samples=num_samples,
+        cpus_per_trial=2.0,
+        gpus_per_trial=gpus_per_trial,
+        smoke=dict(TINY_DIGITS),
+        smoke_num_samples=2,
+        checkpoints_to_keep=3,
+        max_failures=3,
+    )
