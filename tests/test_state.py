@@ -197,3 +197,20 @@ def test_fast_paths_match_eager_fp32(option):
             got = train_step(fast.state, fast.splits, train.images, train.labels, pair)
         for name in ("loss/c", "loss/dc", "loss/dd", "loss/g"):
             assert abs(float(got[name]) - float(want[name])) < 0.03 * max(1.0, abs(float(want[name]))), name
+
+
+def test_separate_training_uses_a_frozen_generator(tmp_path):
+    """joint=false (Fig. 4's baseline): G comes from another run's checkpoint and never changes."""
+    source = Trainer(tiny())
+    source.train_iteration()
+    source.save(tmp_path / "state.pt")
+    trainer = Trainer(tiny(joint=False, g_checkpoint=str(tmp_path)))
+    assert set(trainer.state.nets) == {"g", "c"} and set(trainer.state.optims) == {"c"}
+    frozen = [p.detach().clone() for p in trainer.state.nets["g"].parameters()]
+    for a, b in zip(frozen, source.state.nets["g"].parameters()):
+        assert torch.equal(a, b)
+    c_before = [p.detach().clone() for p in trainer.state.nets["c"].parameters()]
+    metrics = trainer.train_iteration()
+    assert all(torch.equal(a, b) for a, b in zip(frozen, trainer.state.nets["g"].parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(c_before, trainer.state.nets["c"].parameters()))
+    assert "acc/aug" in metrics and "loss/g" not in metrics
