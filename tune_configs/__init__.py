@@ -1,2 +1,2 @@
 """Experiments as plain Python: each module defines ``experiment() -> raydaug.experiment.Experiment``.
-``common`` holds the pieces several of them share."""
+``_common`` holds the pieces (files starting with ``_`` are not experiments) several of them share."""
