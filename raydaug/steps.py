@@ -15,12 +15,17 @@ from raydaug.state import TrainState
 Metrics = dict[str, torch.Tensor]
 
 
+def _set_grads(params: list[torch.Tensor], loss: torch.Tensor) -> None:
+    """``param.grad`` = d loss / d param, laid out like the parameter. ``autograd.grad`` returns what
+    the backward kernels produced (a channels_last weight can get a contiguous gradient), and the fused
+    CUDA Adam refuses gradients whose strides differ from their parameter's."""
+    for param, grad in zip(params, torch.autograd.grad(loss, params)):
+        param.grad = grad if grad.stride() == param.stride() else torch.empty_like(param).copy_(grad)
+
+
 def _update(state: TrainState, player: str, loss: torch.Tensor) -> None:
     """Backpropagate ``loss`` into ``player``'s parameters only and take one optimiser step."""
-    params = state.parameters(player)
-    grads = torch.autograd.grad(loss, params)
-    for param, grad in zip(params, grads):
-        param.grad = grad
+    _set_grads(state.parameters(player), loss)
     state.optims[player].step()
 
 
@@ -80,10 +85,7 @@ def c_step(state: TrainState, real: torch.Tensor, y: torch.Tensor, augmented: to
     logits = c(images)
     loss = F.cross_entropy(logits, labels)
     if train_generator:
-        params = state.parameters("c") + state.parameters("g")
-        grads = torch.autograd.grad(loss, params)
-        for param, grad in zip(params, grads):
-            param.grad = grad
+        _set_grads(state.parameters("c") + state.parameters("g"), loss)
         state.optims["g"].step()
         state.optims["c"].step()
     else:

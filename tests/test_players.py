@@ -4,7 +4,7 @@ import torch
 
 from raydaug.config import TABLE3_ROWS
 from raydaug.losses import bce_real, fool_classifier
-from raydaug.steps import c_step, dc_step, dd_step, g_step, generator_loss, sample_noise, train_step
+from raydaug.steps import _set_grads, c_step, dc_step, dd_step, g_step, generator_loss, sample_noise, train_step
 from raydaug.train import Trainer
 from tests.helpers import tiny
 
@@ -228,3 +228,17 @@ def test_diversity_weight_adds_a_second_generator_pass(weight, calls):
     assert len(seen) == calls
     if calls == 2:
         assert not torch.equal(seen[0], seen[1]), "the second pass uses fresh noise"
+
+
+def test_gradients_take_their_parameters_layout():
+    """The fused CUDA Adam refuses a gradient whose strides differ from its parameter's (seen on an
+    H200: channels_last weights got contiguous gradients from autograd.grad)."""
+    weight = torch.randn(4, 3, 2, 2).contiguous(memory_format=torch.channels_last).requires_grad_()
+    scale = torch.randn(4, 3, 2, 2)
+    loss = (weight.contiguous() * scale).sum()  # d loss / d weight = scale, laid out contiguously
+    raw, = torch.autograd.grad(loss, [weight], retain_graph=True)
+    assert raw.stride() != weight.stride()  # the case being fixed does arise
+    _set_grads([weight], loss)
+    assert weight.grad.stride() == weight.stride()
+    assert torch.equal(weight.grad, scale)
+    torch.optim.Adam([weight], lr=0.1).step()  # and a step goes through with it
