@@ -24,6 +24,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.cost_model
 
 clean:
 	rm -rf runs bench/results/*.tmp .pytest_cache

@@ -28,6 +28,11 @@ REPO_ROOT = BENCH_DIR.parent
 ROW_KEYS = ("metric", "value", "unit", "goal", "met")
 
 
+class NotApplicable(Exception):
+    """Raised by a module's ``run`` when this machine cannot run it (e.g. no CUDA): the runner reports
+    it as skipped and keeps the module's earlier results file."""
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

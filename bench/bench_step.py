@@ -9,7 +9,8 @@ measures one just before and one just after its timed steps). Goal: ≥ 0.6 of t
 
 ``python -m bench.bench_step --profile [--size 16] [--batch 32]`` prints a ``torch.profiler`` table of a
 few steps instead. ``RAYDAUG_BENCH_THREADS=N`` sets torch's intra-op threads (default: torch's own);
-``RAYDAUG_BENCH_DEVICE=cpu|cuda`` overrides the device (default: CUDA when available).
+``RAYDAUG_BENCH_DEVICE=cpu|cuda`` overrides the device (default: the CPU; ``bench_gpu`` measures the
+same step on CUDA, fp32 and bf16 autocast).
 """
 from __future__ import annotations
 
@@ -32,15 +33,15 @@ CUDA_TIMED_STEPS = (20, 50)  # a GPU step takes milliseconds: time more of them
 MATMUL_REPEATS = (3, 5)
 
 
-def _label(size: int, batch: int) -> str:
+def config_label(size: int, batch: int) -> str:
     nets = "small nets" if size == 16 else "paper nets"
     return f"step {size}px {nets} b{batch}"
 
 
 # ---------------------------------------------------------------------- one configuration
-def build_trainer(size: int, batch: int, device: str | None = None):
+def build_trainer(size: int, batch: int, device: str | None = None, amp: bool = False, compile: bool = False):
     """A Trainer for the configuration: digits at 16 px, CIFAR-shaped random Splits at 32 px.
-    ``device`` defaults to ``$RAYDAUG_BENCH_DEVICE`` or ``auto`` (CUDA when available)."""
+    ``device`` defaults to ``$RAYDAUG_BENCH_DEVICE`` or ``cpu``; ``amp``: bf16 autocast; ``compile``: torch.compile."""
     import torch
 
     from raydaug.config import Config
@@ -48,14 +49,15 @@ def build_trainer(size: int, batch: int, device: str | None = None):
     from raydaug.state import resolve_device
     from raydaug.train import Trainer
 
-    device = device or os.environ.get("RAYDAUG_BENCH_DEVICE", "auto")
+    device = device or os.environ.get("RAYDAUG_BENCH_DEVICE", "cpu")
     if size == 16:
         config = Config.from_dict({"dataset": "digits", "image_size": 16, "classifier": "small", "disc": "small",
                                    "batch_size": batch, "train_per_class": TRAIN_PER_CLASS, "val_per_class": 0,
-                                   "device": device})
+                                   "device": device, "amp": amp, "compile": compile})
         return Trainer(config)
     config = Config.from_dict({"preset": "paper_cifar10", "batch_size": batch, "train_per_class": TRAIN_PER_CLASS,
-                               "val_per_class": 1, "device": device})
+                               "val_per_class": 1, "device": device, "amp": amp,
+                               "compile": compile})
     generator = torch.Generator().manual_seed(0)
 
     def split(per_class: int) -> Split:
@@ -78,6 +80,7 @@ def step_driver(trainer) -> Callable[[], None]:
     train = trainer.splits.train
     batch = trainer.config.batch_size
     needs_pairs = "dd" in trainer.state.nets
+    autocast = torch.autocast(trainer.device.type, dtype=torch.bfloat16, enabled=trainer.config.amp)
     position = {"order": torch.randperm(len(train), device=trainer.device), "start": 0}
 
     def step() -> None:
@@ -87,7 +90,8 @@ def step_driver(trainer) -> Callable[[], None]:
         index = position["order"][position["start"]:position["start"] + batch]
         position["start"] += batch
         pair = train.images[trainer._same_class_partners(index)] if needs_pairs else None
-        metrics = train_step(trainer.state, trainer.splits, train.images[index], train.labels[index], pair)
+        with autocast:
+            metrics = train_step(trainer.state, trainer.splits, train.images[index], train.labels[index], pair)
         trainer.accumulator.add(metrics, trainer.state.step)
         trainer.accumulator.steps += 1
         trainer.accumulator.samples += int(index.shape[0])
@@ -132,15 +136,16 @@ def count_flops(trainer, step: Callable[[], None]) -> tuple[int, dict[str, int]]
 
 
 def measure(size: int, batch: int, timed_steps: int, matmul_repeats: int,
-            cuda_timed_steps: int = CUDA_TIMED_STEPS[1]) -> dict[str, Any]:
-    """Measure one configuration in this process."""
+            cuda_timed_steps: int = CUDA_TIMED_STEPS[1], device: str | None = None,
+            amp: bool = False, compile: bool = False) -> dict[str, Any]:
+    """Measure one configuration in this process (on CUDA also the bf16 matmul rate)."""
     import torch
 
     from bench import apply_thread_setting, matmul_rate, peak_rss_mb, rss_breakdown_mb
 
     apply_thread_setting()
     rss_start = peak_rss_mb()
-    trainer = build_trainer(size, batch)
+    trainer = build_trainer(size, batch, device, amp, compile)
     device = trainer.device
     cuda = device.type == "cuda"
     if cuda:
@@ -156,11 +161,18 @@ def measure(size: int, batch: int, timed_steps: int, matmul_repeats: int,
     step = step_driver(trainer)
     # the first step (oneDNN primitive creation, allocator warm-up) is the FLOP-counted one
     started = time.perf_counter()
-    flops, by_player = count_flops(trainer, step)
+    if compile:  # FlopCounterMode does not see inside compiled graphs: count an eager twin's step;
+        twin = build_trainer(size, batch, str(device), amp)  # the compiled first step (compilation) is timed
+        flops, by_player = count_flops(twin, step_driver(twin))
+        del twin
+        started = time.perf_counter()
+        step()
+    else:
+        flops, by_player = count_flops(trainer, step)
     sync()
     counted_step_s = time.perf_counter() - started
-    if timed_steps > 0 and counted_step_s < 2.0:
-        step()  # one more untimed warm-up step outside the counting mode, when steps are cheap
+    for _ in range(3 if compile else 1 if timed_steps > 0 and counted_step_s < 2.0 else 0):
+        step()  # untimed warm-up outside the counting mode when steps are cheap (recompilations)
         sync()
     times = []
     loop_started = time.perf_counter()
@@ -178,6 +190,7 @@ def measure(size: int, batch: int, timed_steps: int, matmul_repeats: int,
         step_s = statistics.median(times) if times else loop_seconds / timed_steps
     peak_rss = peak_rss_mb()  # before the second matmul's buffers
     rss_now = rss_breakdown_mb()
+    peak_cuda_mb = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None
     matmul_after = matmul_rate(repeats=matmul_repeats, device=str(device))
     matmul = max(matmul_before["flops_per_s"], matmul_after["flops_per_s"])
     result = {
@@ -191,33 +204,39 @@ def measure(size: int, batch: int, timed_steps: int, matmul_repeats: int,
         "rss_anon_mb_after": rss_now.get("RssAnon"), "rss_file_mb_after": rss_now.get("RssFile"),
         "parameters": {player: sum(p.numel() for p in net.parameters()) for player, net in trainer.state.nets.items()},
     }
+    result["amp"], result["compile"] = amp, compile
     if cuda:
-        result["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+        result["peak_cuda_mb"] = peak_cuda_mb
         result["cuda_device"] = torch.cuda.get_device_name(device)
+        result["bf16_matmul_flops_per_s"] = matmul_rate(repeats=matmul_repeats, device=str(device),
+                                                        dtype="bfloat16")["flops_per_s"]
     return result
 
 
 # ---------------------------------------------------------------------- the bench protocol
-def _measure_in_subprocess(size: int, batch: int, quick: bool) -> dict[str, Any]:
+def measure_in_subprocess(size: int, batch: int, quick: bool, device: str | None = None, amp: bool = False,
+                          compile: bool = False, timeout: float | None = None) -> dict[str, Any]:
+    """:func:`measure` in a fresh interpreter (its own peak RSS / CUDA memory)."""
     from bench import REPO_ROOT
 
     spec = {"size": size, "batch": batch, "timed_steps": TIMED_STEPS[size][0 if quick else 1],
             "matmul_repeats": MATMUL_REPEATS[0 if quick else 1],
-            "cuda_timed_steps": CUDA_TIMED_STEPS[0 if quick else 1]}
+            "cuda_timed_steps": CUDA_TIMED_STEPS[0 if quick else 1], "device": device, "amp": amp,
+            "compile": compile}
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
     completed = subprocess.run([sys.executable, "-m", "bench.bench_step", "--measure", json.dumps(spec)],
-                               cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+                               cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     if completed.returncode != 0:
         tail = (completed.stderr or completed.stdout).strip().splitlines()[-5:]
-        raise RuntimeError(f"{_label(size, batch)} failed (exit {completed.returncode}): " + " / ".join(tail))
+        raise RuntimeError(f"{config_label(size, batch)} failed (exit {completed.returncode}): " + " / ".join(tail))
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def rows_for(result: dict[str, Any], matmul_peak: float) -> list[dict[str, Any]]:
     """Rows of one configuration; ``matmul_peak`` is the best matmul rate of the whole run (a busy
     machine makes any single matmul measurement low, which would flatter the ratio)."""
-    label = _label(result["size"], result["batch"])
+    label = config_label(result["size"], result["batch"])
     achieved = result["flops"] / result["step_s"]
     ratio = achieved / matmul_peak
     best_ratio = result["flops"] / result["step_s_min"] / matmul_peak
@@ -250,9 +269,9 @@ def run(quick: bool) -> list[dict[str, Any]]:
     results, failures = [], []
     for size, batch in CONFIGS:
         try:
-            results.append(_measure_in_subprocess(size, batch, quick))
+            results.append(measure_in_subprocess(size, batch, quick))
         except Exception as error:  # noqa: BLE001 - one failing configuration must not hide the others
-            failures.append({"metric": f"{_label(size, batch)}: failed", "value": None, "unit": "",
+            failures.append({"metric": f"{config_label(size, batch)}: failed", "value": None, "unit": "",
                              "goal": f"≥ {GOAL_RATIO} of matmul", "met": False, "error": str(error)})
     if not results:
         raise RuntimeError("every configuration failed: " + " | ".join(row["error"] for row in failures))
@@ -262,7 +281,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = [{
         "metric": f"fp32 matmul {best['matmul_size']}² ({best['device']}, {best['threads']} threads, best of run)",
         "value": peak / 1e9, "unit": "GFLOP/s", "goal": "", "met": None,
-        "per_config": {_label(r["size"], r["batch"]): r["matmul_flops_per_s"] / 1e9 for r in results}}]
+        "per_config": {config_label(r["size"], r["batch"]): r["matmul_flops_per_s"] / 1e9 for r in results}}]
     for result in results:
         rows.extend(rows_for(result, peak))
     return rows + failures

@@ -12,8 +12,7 @@
    Goal: ≤ 1 s.
 3. **Population scaling**: 1, 2 and 4 concurrent trials (CPU share min(1, cores / trials), one torch
    thread each), aggregate training samples/s.
-4. **GPU packing** (only with CUDA): 1 × 1.0, 2 × 0.5, 4 × 0.25 and 8 × 0.125 GPU trials at 32 px with the
-   paper's nets, aggregate samples/s; goal: 4 × 0.25 ≥ 3 × the single trial. Skipped (met None) on CPU.
+(GPU packing, 1 × 1.0 … 8 × 0.125 GPU trials, is in ``bench_gpu``.)
 
 ``run(quick)`` returns the rows; ``python -m bench tune`` writes ``bench/results/tune.json``.
 """
@@ -32,7 +31,6 @@ from typing import Any
 DIGITS = {"dataset": "digits", "image_size": 16, "classifier": "small", "disc": "small", "device": "cpu"}
 OVERHEAD_GOAL = 0.95
 EXPLOIT_GOAL_S = 1.0
-PACKING_GOAL = 3.0
 
 
 def _row(metric: str, value: float | None, unit: str, goal: str = "", met: bool | None = None, **extra: Any):
@@ -121,7 +119,7 @@ def bench_overhead(quick: bool, storage: str) -> list[dict[str, Any]]:
     from raydaug.config import Config
     from raydaug.experiment import Experiment
 
-    epochs = 30 if quick else 80
+    epochs = 30 if quick else 50
     values = {**DIGITS, "epochs": epochs, "eval_every": 5, "checkpoint_every": 10}
     per_iteration = Config.from_dict(values).train_per_class * 10 * values["eval_every"]
     # alternate plain and Tune runs so that a change in the machine's load hits both alike
@@ -200,7 +198,7 @@ def _population_rate(values: dict[str, Any], trials: int, cpus: float, gpus: flo
 
 
 def bench_scaling(quick: bool, storage: str, cores: int) -> list[dict[str, Any]]:
-    epochs = 15 if quick else 40
+    epochs = 15 if quick else 25
     values = {**DIGITS, "epochs": epochs, "eval_every": 5, "checkpoint_every": 10}
     rows, single = [], None
     for trials in (1, 2, 4):
@@ -209,28 +207,6 @@ def bench_scaling(quick: bool, storage: str, cores: int) -> list[dict[str, Any]]
         single = single or rate
         rows.append(_row(f"population scaling: {trials} concurrent trial(s), {cpus:g} CPU each", rate,
                          "samples/s", "", None, speedup=round(rate / single, 3)))
-    return rows
-
-
-# ---------------------------------------------------------------------- 4. GPU packing
-def bench_gpu_packing(quick: bool, storage: str) -> list[dict[str, Any]]:
-    import torch
-
-    if not torch.cuda.is_available():
-        return [_row("GPU packing: 4 × 0.25 GPU vs 1 × 1.0", None, "ratio", f"≥ {PACKING_GOAL}", None,
-                     note="skipped: no CUDA device")]
-    values = {"dataset": "digits", "image_size": 32, "classifier": "badgan", "disc": "badgan", "ngf": 64,
-              "noise_dim": 100, "train_per_class": 50, "val_per_class": 10, "batch_size": 32, "device": "auto",
-              "epochs": 10 if quick else 30, "eval_every": 5, "checkpoint_every": 10}
-    card = torch.cuda.get_device_name(0)
-    rows, rates = [], {}
-    for trials, share in ((1, 1.0), (2, 0.5), (4, 0.25), (8, 0.125)):
-        rates[trials] = _population_rate(values, trials, 1.0, share, storage, f"gpu{trials}")
-        rows.append(_row(f"GPU packing: {trials} × {share:g} GPU, 32 px paper nets", rates[trials], "samples/s",
-                         card=card))
-    ratio = rates[4] / rates[1]
-    rows.append(_row("GPU packing: 4 × 0.25 GPU vs 1 × 1.0", ratio, "ratio", f"≥ {PACKING_GOAL}",
-                     ratio >= PACKING_GOAL, card=card))
     return rows
 
 
@@ -248,7 +224,6 @@ def run(quick: bool) -> list[dict[str, Any]]:
         rows += bench_overhead(quick, storage)
         rows += bench_exploit(quick, storage)
         rows += bench_scaling(quick, storage, cores)
-        rows += bench_gpu_packing(quick, storage)
         return rows
     finally:
         if started_ray:

@@ -16,8 +16,14 @@ TINY_DIGITS: dict[str, Any] = {
 }
 
 
+# A GPU share for the paper's nets (32 px, batch 16-32): one such trial leaves an H200 mostly idle (its
+# step is bound by kernel launches); 4 trials on one card trained 3.3x the samples/s of one alone, 8 only
+# 3.5x, and each needs 1.1-1.9 GiB of CUDA memory (bench/results/gpu.json, docs/scaling.md).
+GPUS_PER_TRIAL = 0.25
+
+
 def paper_population(name: str, preset: str, epochs: int, eval_every: int, checkpoint_every: int,
-                     gpus_per_trial: float, num_samples: int = 8) -> Experiment:
+                     gpus_per_trial: float = GPUS_PER_TRIAL, num_samples: int = 8) -> Experiment:
     """PBT around the authors' published values of ``preset``: the starting population within ×/÷2 of
     them, mutations within ×/÷10, every checkpoint."""
     paper = PRESETS[preset]

@@ -6,7 +6,7 @@ hand-made strong augmentation and the learned one (a grid; split seed 0).
 from ray import tune
 
 from raydaug.experiment import Experiment
-from tune_configs._common import TINY_DIGITS
+from tune_configs._common import GPUS_PER_TRIAL, TINY_DIGITS
 
 PER_CLASS = [50, 100, 200, 400, 800]          # 500 … 8000 training images
 AUGS = ["none", "strong", "learned"]
@@ -20,7 +20,7 @@ def experiment() -> Experiment:
         search_space={"train_per_class": tune.grid_search(PER_CLASS), "aug": tune.grid_search(AUGS)},
         scheduler="fifo",
         cpus_per_trial=2.0,
-        gpus_per_trial=0.25,
+        gpus_per_trial=GPUS_PER_TRIAL,
         smoke=dict(SMOKE),
         checkpoints_to_keep=1,
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 from ray import tune
 
 from raydaug.experiment import Experiment
-from tune_configs._common import TINY_DIGITS
+from tune_configs._common import GPUS_PER_TRIAL, TINY_DIGITS
 
 SEEDS = [0, 1, 2]
 SNAPSHOT_EPOCHS = (200, 500, 700, 1000)
@@ -30,7 +30,7 @@ def experiment() -> Experiment:
         search_space={"seed": tune.grid_search(SEEDS)},
         scheduler="fifo",
         cpus_per_trial=2.0,
-        gpus_per_trial=0.25,
+        gpus_per_trial=GPUS_PER_TRIAL,
         smoke=dict(SMOKE),
         checkpoints_to_keep=0,  # keep every checkpoint: they are the G snapshots of stage 2
     )
@@ -60,7 +60,7 @@ def followup(run_dir: str) -> Experiment | None:
                       "seed": tune.sample_from(lambda spec: seed_of[spec.config["g_checkpoint"]])},
         scheduler="fifo",
         cpus_per_trial=2.0,
-        gpus_per_trial=0.25,
+        gpus_per_trial=GPUS_PER_TRIAL,
         smoke={key: value for key, value in SMOKE.items() if key != "seed"},
         checkpoints_to_keep=1,
     )

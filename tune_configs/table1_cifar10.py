@@ -10,5 +10,4 @@ from tune_configs._common import paper_population
 
 
 def experiment() -> Experiment:
-    return paper_population("table1_cifar10", "paper_cifar10", epochs=1000, eval_every=5, checkpoint_every=25,
-                            gpus_per_trial=0.25)
+    return paper_population("table1_cifar10", "paper_cifar10", epochs=1000, eval_every=5, checkpoint_every=25)

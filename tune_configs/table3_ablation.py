@@ -7,7 +7,7 @@ from ray import tune
 
 from raydaug.config import TABLE3_ROWS
 from raydaug.experiment import Experiment
-from tune_configs._common import TINY_DIGITS
+from tune_configs._common import GPUS_PER_TRIAL, TINY_DIGITS
 
 SEEDS = [0, 1, 2]
 SMOKE = {**TINY_DIGITS, "epochs": 2, "checkpoint_every": 1, "seed": tune.grid_search([0])}
@@ -23,7 +23,7 @@ def experiment() -> Experiment:
         scheduler="fifo",
         num_samples=1,
         cpus_per_trial=2.0,
-        gpus_per_trial=0.25,
+        gpus_per_trial=GPUS_PER_TRIAL,
         smoke=dict(SMOKE),
         checkpoints_to_keep=2,
     )
