@@ -107,6 +107,18 @@ def _torchvision(name: str, data_dir: str, download: bool):
     return train, test
 
 
+def check_available(config: Config) -> None:
+    """Raise :class:`DataError` when ``config``'s dataset files are missing and ``download=false``;
+    cheap (looks for one expected file, loads nothing). digits ships with scikit-learn."""
+    if config.dataset == "digits" or config.download:
+        return
+    root = Path(config.data_dir).expanduser()
+    expected = root / _TORCHVISION[config.dataset][1]
+    if not expected.exists():
+        raise DataError(f"dataset={config.dataset}: no files under {root}; expected files such as {expected} "
+                        "(pass --set download=true to fetch it, or copy the files there)")
+
+
 def _resize(images: torch.Tensor, size: int, upsample: bool) -> torch.Tensor:
     """Bring square images to ``size``: interpolate (digits' 8×8) or zero-pad/downsample."""
     native = images.shape[-1]

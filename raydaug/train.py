@@ -58,8 +58,9 @@ class MetricAccumulator:
                 flag = (~torch.isfinite(value)) & (bad < 0)
                 self.first_bad[name] = torch.where(flag, torch.full_like(bad, step), bad)
 
-    def check_finite(self) -> None:
-        """One host sync: raise naming the first player and step whose loss was non-finite."""
+    def check_finite(self, where: str = "") -> None:
+        """One host sync: raise naming the first player and step whose loss was non-finite; ``where``
+        (e.g. "epoch 3, iteration 3") is added to the message."""
         if not self.first_bad:
             return
         names = list(self.first_bad)
@@ -67,7 +68,8 @@ class MetricAccumulator:
         bad = [(step, name) for name, step in zip(names, steps) if step >= 0]
         if bad:
             step, name = min(bad)
-            raise NonFiniteLossError(f"{LOSS_PLAYERS[name]}'s loss ({name}) became non-finite at step {step}")
+            context = f" ({where})" if where else ""
+            raise NonFiniteLossError(f"{LOSS_PLAYERS[name]}'s loss ({name}) became non-finite at step {step}{context}")
 
     def means(self) -> dict[str, float]:
         names = list(self.sums)
@@ -156,7 +158,7 @@ class Trainer:
             torch.cuda.synchronize(self.device)
         self.accumulator.seconds += time.perf_counter() - started
         self.state.epoch += 1
-        self.accumulator.check_finite()
+        self.accumulator.check_finite(f"epoch {self.state.epoch}, iteration {self.iteration}")
 
     def train_iteration(self) -> dict[str, Any]:
         """Train up to the next evaluation epoch, then evaluate; returns the DESIGN metrics."""

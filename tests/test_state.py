@@ -153,7 +153,8 @@ def test_non_finite_loss_stops_with_player_and_step(tmp_path):
     import unittest.mock as mock
 
     with mock.patch.object(steps, "discriminator_loss", poisoned):
-        with pytest.raises(NonFiniteLossError, match=r"DC's loss \(loss/dc\) became non-finite at step 4"):
+        with pytest.raises(NonFiniteLossError, match=r"DC's loss \(loss/dc\) became non-finite at step 4 "
+                                                     r"\(epoch 2, iteration 2\)"):
             run_training(config, out, log=lambda _: None)
     # what was logged before the failure is on disk
     import pyarrow.dataset as ds

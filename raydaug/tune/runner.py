@@ -4,8 +4,10 @@ The work is split so that every check runs before Ray starts a trial:
 
 1. :func:`plan_from_args` loads the tune_config, applies ``--smoke`` / ``--set`` / CLI resources and
    validates everything that needs no cluster (config keys and search-space bounds through the Config
-   validator, PBT mutation ranges, GPU share format, storage, address, existing RUN_DIR) → :class:`TunePlan`.
-2. :func:`connect` starts or joins Ray; :func:`check_cluster` compares the trial's bundle with the nodes.
+   validator, PBT mutation ranges, GPU share format, storage, address format and reachability, existing
+   RUN_DIR) → :class:`TunePlan`.
+2. :func:`check_data` looks for the dataset files of a local run; :func:`connect` starts or joins Ray;
+   :func:`check_cluster` compares the trial's bundle with the nodes.
 3. :func:`build_tuner` makes the Tuner (or ``Tuner.restore`` for ``--resume``); :func:`run_tune` fits it.
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import math
 import os
 import re
+import socket
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,6 +40,7 @@ from raydaug.tune.trainable import REPLAY_KEY, train_trial
 DEFAULT_STORAGE = "runs"
 MAX_CHECKED_COMBINATIONS = 512
 _ADDRESS = re.compile(r"^(auto|(ray://)?[A-Za-z0-9_.\-]+:\d{1,5})$")
+ADDRESS_PROBE_TIMEOUT_S = 3.0  # ray.init retries an address where nothing listens for minutes
 
 
 class UsageError(Exception):
@@ -120,6 +124,7 @@ def plan_experiment(experiment: Experiment, args: argparse.Namespace, config_pat
         raise ConfigError(f"experiment {experiment.name!r}: search space over unknown config key(s) {unknown}; "
                           f"known keys: {', '.join(sorted(FIELD_TYPES))}")
     check_search_space(base_raw, search)
+    absolute_data_dir(base_raw, search)
     # the base alone may be incomplete (e.g. a grid supplies train_per_class): the first point stands for it
     base = Config.from_dict({**base_raw, **_discrete_combinations(search)[0]})
 
@@ -173,8 +178,7 @@ def plan_experiment(experiment: Experiment, args: argparse.Namespace, config_pat
     storage = check_storage(_arg(args, "storage", None) or DEFAULT_STORAGE)
     run_dir = f"{storage.rstrip('/')}/{name}"
     address = _arg(args, "address", None)
-    if address is not None and not _ADDRESS.match(address):
-        raise usage_error(f"--address {address!r} must be 'auto' or HOST:PORT (e.g. 10.0.0.5:6379)")
+    check_address(address)
     resume = bool(_arg(args, "resume", False))
     restorable = tune.Tuner.can_restore(run_dir)
     if resume and not restorable:
@@ -200,6 +204,52 @@ def check_gpu_share(gpus: float) -> None:
         raise usage_error(f"--gpus-per-trial must be ≥ 0, got {gpus}")
     if gpus > 1 and not float(gpus).is_integer():
         raise usage_error(f"--gpus-per-trial {gpus}: a share above 1 GPU must be a whole number of GPUs")
+
+
+def check_address(address: str | None) -> None:
+    """A malformed ``--address``, or a HOST:PORT where nothing accepts a connection, is refused at once
+    (``ray.init`` would keep retrying it for minutes). ``auto`` is left to ``ray.init``."""
+    if address is None or address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not _ADDRESS.match(address) or not 0 < int(port) < 65536:
+        raise usage_error(f"--address {address!r} must be 'auto' or HOST:PORT (e.g. 10.0.0.5:6379)")
+    try:
+        socket.create_connection((host, int(port)), timeout=ADDRESS_PROBE_TIMEOUT_S).close()
+    except OSError as error:
+        reason = error.strerror or str(error) or type(error).__name__
+        raise usage_error(f"--address {address}: no Ray cluster answers at {host}:{port} ({reason}); "
+                          f"start the head with `ray start --head --port {port}` or fix the address") from None
+
+
+def absolute_data_dir(base_raw: dict[str, Any], search: Mapping[str, Any]) -> None:
+    """Ray Tune runs every trial in a working folder of its own: a relative ``data_dir`` is made
+    absolute here, from the driver's working folder, when a trial reads dataset files."""
+    if "data_dir" in search:
+        return
+    configs = [Config.from_dict({**base_raw, **combo}) for combo in _discrete_combinations(search)]
+    if all(config.dataset == "digits" for config in configs):
+        return
+    path = Path(configs[0].data_dir).expanduser()
+    if not path.is_absolute():
+        base_raw["data_dir"] = str(path.resolve())
+
+
+def check_data(plan: TunePlan) -> None:
+    """On a local run every dataset a trial would read must be there before Ray starts (on a cluster the
+    nodes' files are not visible from here: each trial checks its own)."""
+    from raydaug.data import check_available
+
+    if plan.address or plan.resume:
+        return
+    values = {key: value for key, value in plan.param_space.items() if key in FIELD_TYPES}
+    seen = set()
+    for combo in _discrete_combinations(values):
+        config = Config.from_dict(combo)
+        key = (config.dataset, config.data_dir, config.download)
+        if key not in seen:
+            seen.add(key)
+            check_available(config)
 
 
 def check_storage(storage: str) -> str:
@@ -267,6 +317,8 @@ def check_search_space(base_raw: Mapping[str, Any], search: Mapping[str, Any]) -
         try:
             Config.from_dict({**base_raw, **combo})
         except ConfigError as error:
+            if not combo:  # no search space: the base config itself (tune_config + --set) is wrong
+                raise
             shown = {key: value for key, value in combo.items()}
             raise ConfigError(f"search space point {shown} is invalid: {error}") from None
 
@@ -355,6 +407,7 @@ def quiet_tune() -> None:
 
 def launch(plan: TunePlan, callbacks: Sequence[tune.Callback] = (), log: Callable[[str], None] = print):
     """Connect, check the cluster, make RUN_DIR, fit. Returns (ResultGrid, plan as run)."""
+    check_data(plan)
     quiet_tune()
     started = connect(plan)
     try:
@@ -435,10 +488,36 @@ def run_tune(args: argparse.Namespace, callbacks: Sequence[tune.Callback] = (),
 
 
 def _raise_on_errors(results, plan: TunePlan) -> None:
-    if results.errors:
-        raise TrialsFailedError(f"{len(results.errors)} trial(s) failed after {plan.max_failures} retries; "
+    failed = failed_trials(results)
+    if failed:
+        causes = "; ".join(f"trial {trial_id}: {cause}" for trial_id, cause in failed)
+        raise TrialsFailedError(f"{len(failed)} trial(s) failed after {plan.max_failures} retries ({causes}); "
                                 f"fix the cause and continue with: raydaug tune {plan.config_path or plan.name} "
                                 f"--name {plan.name} --storage {plan.storage} --resume")
+
+
+_TRIAL_ID_IN_PATH = re.compile(r"_([0-9a-f]{5}_\d{5})(_|$)")
+
+
+def failed_trials(results) -> list[tuple[str, str]]:
+    """(trial id, ``Type: first line`` of its error) of every trial that ended in ERROR."""
+    failed = []
+    for result in results:
+        if result.error is None:
+            continue
+        trial_id = (result.metrics or {}).get("trial_id")
+        if not trial_id:
+            match = _TRIAL_ID_IN_PATH.search(Path(str(result.path or "")).name)
+            trial_id = match.group(1) if match else "?"
+        failed.append((str(trial_id), error_line(result.error)))
+    return failed
+
+
+def error_line(error: BaseException) -> str:
+    """A trial's error on one line: Ray's task error is unwrapped to the trainable's own exception."""
+    cause = getattr(error, "cause", None) or error
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    return f"{type(cause).__name__}: {lines[0]}" if lines else type(cause).__name__
 
 
 def _followup(plan: TunePlan) -> Experiment | None:
@@ -526,4 +605,5 @@ def _write_text(uri_or_path: str, text: str) -> None:
 
 
 __all__ = ["TunePlan", "plan_from_args", "plan_experiment", "check_cluster", "check_search_space",
-           "build_tuner", "build_trainable", "launch", "run_tune", "run_replay", "TrialsFailedError"]
+           "build_tuner", "build_trainable", "launch", "run_tune", "run_replay", "TrialsFailedError",
+           "check_address", "check_data", "failed_trials"]

@@ -2,9 +2,11 @@
 
 Every iteration (``eval_every`` epochs) it reports the DESIGN metrics with ``tune.report``; at
 checkpoint iterations (``checkpoint_every`` epochs, and the last one) it first makes its Parquet
-rows durable, then reports the checkpoint. A restore (``tune.get_checkpoint()``: PBT exploit,
-failure retry, --resume) loads the checkpoint and then applies the trial's *current* config, so a
-mutated α/β/γ and all four learning rates are live from the next step on.
+rows durable, then reports the checkpoint; a non-finite loss makes the rows so far durable and fails
+the trial (``NonFiniteLossError`` names the player, step, epoch and iteration). A restore
+(``tune.get_checkpoint()``: PBT exploit, failure retry, --resume) loads the checkpoint and then applies
+the trial's *current* config, so a mutated α/β/γ and all four learning rates are live from the next
+step on.
 
 Everything lives inside the function call, so an actor reused for another trial (``reuse_actors``:
 Ray finishes this function and calls it again with the new config) starts from a clean Trainer,
@@ -25,7 +27,7 @@ from ray import tune
 
 from raydaug.config import FIELD_TYPES, Config, ConfigError
 from raydaug.logging.parquet import metrics_row, metrics_writer, trial_row, trials_writer
-from raydaug.train import Trainer
+from raydaug.train import NonFiniteLossError, Trainer
 
 STATE_FILE = "state.pt"
 META_FILE = "trial.json"
@@ -82,6 +84,18 @@ def scheduled_config(config: Config, schedule: Any, iteration: int) -> Config:
     return config.replace(**changes, preset=config.preset) if changes else config
 
 
+def report_checkpoint(trainer: Trainer, result: dict[str, Any], trial_id: str, iteration: int,
+                      time_total: float) -> None:
+    """Report ``result`` with a checkpoint of ``trainer`` (``state.pt`` + ``trial.json``)."""
+    with tempfile.TemporaryDirectory(prefix="raydaug-ckpt-") as folder:
+        trainer.save(Path(folder) / STATE_FILE)
+        (Path(folder) / META_FILE).write_text(json.dumps(
+            {"trial_id": trial_id, "training_iteration": iteration, "epoch": trainer.state.epoch,
+             "time_total_s": time_total}))
+        result["checkpoint/sha256"] = checkpoint_header_sha(Path(folder) / STATE_FILE)
+        tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
 def train_trial(config: dict[str, Any], run_dir: str) -> None:
     """Ray Tune function trainable. ``run_dir`` (= storage/name) is bound with tune.with_parameters."""
     context = tune.get_context()
@@ -111,31 +125,29 @@ def train_trial(config: dict[str, Any], run_dir: str) -> None:
                             reported_iteration(trainer), cfg.to_dict()))
     trials.flush()
     writer = metrics_writer(run_dir, trial_id)
-    while not trainer.done:
-        started = time.perf_counter()
-        metrics = trainer.train_iteration()
-        time_total += time.perf_counter() - started
-        iteration = reported_iteration(trainer)
-        writer.append(metrics_row(metrics, iteration, time_total))
-        result = dict(metrics)
-        result["worker/pid"] = os.getpid()  # which actor ran this report (actor reuse is visible)
-        if restored_sha:
-            result["checkpoint/restored_sha256"] = restored_sha
-            restored_sha = ""
-        if trainer.state.epoch % cfg.checkpoint_every == 0 or trainer.done:
-            writer.flush()  # rows reported before a checkpoint must be durable once it is
-            with tempfile.TemporaryDirectory(prefix="raydaug-ckpt-") as folder:
-                trainer.save(Path(folder) / STATE_FILE)
-                (Path(folder) / META_FILE).write_text(json.dumps(
-                    {"trial_id": trial_id, "training_iteration": iteration, "epoch": trainer.state.epoch,
-                     "time_total_s": time_total}))
-                result["checkpoint/sha256"] = checkpoint_header_sha(Path(folder) / STATE_FILE)
-                tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
-        else:
-            tune.report(result)
-        if schedule:  # a replayed schedule changes the hyperparameters in place, from the next iteration on
-            following = scheduled_config(initial, schedule, iteration)
-            if following != cfg:
-                cfg = following
-                trainer.apply_hparams(cfg)
+    try:
+        while not trainer.done:
+            started = time.perf_counter()
+            metrics = trainer.train_iteration()
+            time_total += time.perf_counter() - started
+            iteration = reported_iteration(trainer)
+            writer.append(metrics_row(metrics, iteration, time_total))
+            result = dict(metrics)
+            result["worker/pid"] = os.getpid()  # which actor ran this report (actor reuse is visible)
+            if restored_sha:
+                result["checkpoint/restored_sha256"] = restored_sha
+                restored_sha = ""
+            if trainer.state.epoch % cfg.checkpoint_every == 0 or trainer.done:
+                writer.flush()  # rows reported before a checkpoint must be durable once it is
+                report_checkpoint(trainer, result, trial_id, iteration, time_total)
+            else:
+                tune.report(result)
+            if schedule:  # a replayed schedule changes the hyperparameters in place, from the next iteration on
+                following = scheduled_config(initial, schedule, iteration)
+                if following != cfg:
+                    cfg = following
+                    trainer.apply_hparams(cfg)
+    except NonFiniteLossError:
+        writer.flush()  # the rows of the iterations before the failure stay in the logs
+        raise
     writer.flush()
