@@ -71,30 +71,19 @@ def build_trainer(size: int, batch: int, device: str | None = None, amp: bool = 
 
 
 def step_driver(trainer) -> Callable[[], None]:
-    """One call = one minibatch exactly as ``Trainer.train_epoch`` runs it (permutation, same-class
-    partners for DD, ``train_step``, metric accumulation on the device), cycling over epochs."""
+    """One call = one ``Trainer.train_batch`` (as ``Trainer.train_epoch`` runs it) over a fresh random
+    permutation of the training set, cycling over epochs."""
     import torch
 
-    from raydaug.steps import train_step
-
-    train = trainer.splits.train
-    batch = trainer.config.batch_size
-    needs_pairs = "dd" in trainer.state.nets
-    autocast = torch.autocast(trainer.device.type, dtype=torch.bfloat16, enabled=trainer.config.amp)
-    position = {"order": torch.randperm(len(train), device=trainer.device), "start": 0}
+    n, batch = len(trainer.splits.train), trainer.config.batch_size
+    position = {"order": torch.randperm(n, device=trainer.device), "start": 0}
 
     def step() -> None:
-        if position["start"] + batch > len(train):
-            position["order"] = torch.randperm(len(train), device=trainer.device)
+        if position["start"] + batch > n:
+            position["order"] = torch.randperm(n, device=trainer.device)
             position["start"] = 0
-        index = position["order"][position["start"]:position["start"] + batch]
+        trainer.train_batch(position["order"][position["start"]:position["start"] + batch])
         position["start"] += batch
-        pair = train.images[trainer._same_class_partners(index)] if needs_pairs else None
-        with autocast:
-            metrics = train_step(trainer.state, trainer.splits, train.images[index], train.labels[index], pair)
-        trainer.accumulator.add(metrics, trainer.state.step)
-        trainer.accumulator.steps += 1
-        trainer.accumulator.samples += int(index.shape[0])
 
     return step
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from raydaug.config import Config, ConfigError
+from .config import Config, ConfigError
 
 NUM_CLASSES = 10
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from raydaug.config import Config, ConfigError
+from .config import Config, ConfigError
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from raydaug.checkpoint import CheckpointError, load_checkpoint
-from raydaug.config import MUTABLE_HPARAMS, Config, ConfigError
-from raydaug.nets import build_classifier, build_discriminators, build_generator
+from .checkpoint import CheckpointError, load_checkpoint
+from .config import MUTABLE_HPARAMS, Config, ConfigError
+from .nets import build_classifier, build_discriminators, build_generator
 
 PLAYERS = ("g", "dc", "dd", "c")
 # keys whose change alters the shapes of the nets or the data: a checkpoint cannot cross them

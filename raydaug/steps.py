@@ -8,9 +8,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from raydaug.data import Splits, baseline_augment
-from raydaug.losses import bce_real, discriminator_loss, fool_classifier, mode_seeking
-from raydaug.state import TrainState
+from .data import Splits, baseline_augment
+from .losses import bce_real, discriminator_loss, fool_classifier, mode_seeking
+from .state import TrainState
 
 Metrics = dict[str, torch.Tensor]
 

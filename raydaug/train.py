@@ -15,12 +15,12 @@ from typing import Any, Callable
 
 import torch
 
-from raydaug.checkpoint import load_checkpoint, save_checkpoint
-from raydaug.config import Config, ConfigError
-from raydaug.data import NUM_CLASSES, Splits, load_splits
-from raydaug.state import (TrainState, apply_hparams, build_state, checkpoint_file, load_state_dict,
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import Config, ConfigError
+from .data import NUM_CLASSES, Splits, load_splits
+from .state import (TrainState, apply_hparams, build_state, checkpoint_file, load_state_dict,
                            resolve_device, state_dict)
-from raydaug.steps import augmentation_health, evaluate, train_step
+from .steps import augmentation_health, evaluate, train_step
 
 LOSS_PLAYERS = {"loss/dc": "DC", "loss/dd": "DD", "loss/g": "G", "loss/c": "C"}
 
@@ -113,6 +113,8 @@ class Trainer:
         self.state: TrainState = build_state(config, self.splits.channels, NUM_CLASSES, background, self.device)
         self.accumulator = MetricAccumulator(self.device)
         self._pair_index = _pair_tables(self.splits.train.labels)
+        self._needs_pairs = "dd" in self.state.nets
+        self._autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.amp)
         eval_generator = torch.Generator(device="cpu").manual_seed(config.seed + 1)
         n_eval = min(64, len(self.splits.train))
         self.eval_x = self.splits.normalize(self.splits.train.images[:n_eval])
@@ -139,21 +141,23 @@ class Trainer:
         offset = 1 + (torch.rand(index.shape[0], device=self.device) * (count - 1)).long()
         return members[labels, (position[index] + offset) % count]
 
-    def train_epoch(self) -> None:
+    def train_batch(self, index: torch.Tensor) -> None:
+        """One minibatch of training images: DD's same-class partners, the four updates (bf16 autocast
+        with ``amp``), the metrics summed on the device (no host sync)."""
         train = self.splits.train
-        n, batch = len(train), self.config.batch_size
+        pair = train.images[self._same_class_partners(index)] if self._needs_pairs else None
+        with self._autocast:
+            metrics = train_step(self.state, self.splits, train.images[index], train.labels[index], pair)
+        self.accumulator.add(metrics, self.state.step)
+        self.accumulator.steps += 1
+        self.accumulator.samples += int(index.shape[0])
+
+    def train_epoch(self) -> None:
+        n, batch = len(self.splits.train), self.config.batch_size
         order = torch.randperm(n, device=self.device)
         started = time.perf_counter()
-        needs_pairs = "dd" in self.state.nets
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp)
         for start in range(0, n, batch):
-            index = order[start:start + batch]
-            pair = train.images[self._same_class_partners(index)] if needs_pairs else None
-            with autocast:
-                metrics = train_step(self.state, self.splits, train.images[index], train.labels[index], pair)
-            self.accumulator.add(metrics, self.state.step)
-            self.accumulator.steps += 1
-            self.accumulator.samples += int(index.shape[0])
+            self.train_batch(order[start:start + batch])
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.accumulator.seconds += time.perf_counter() - started
@@ -231,7 +235,7 @@ def _pair_tables(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torc
 
 # ---------------------------------------------------------------------- the `raydaug train` command
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    from raydaug.checkpoint import atomic_write_bytes
+    from .checkpoint import atomic_write_bytes
 
     atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode())
 
@@ -241,8 +245,8 @@ def run_training(config: Config, out_dir: str | os.PathLike, resume: bool = Fals
                  stop_after_epochs: int | None = None) -> dict[str, Any]:
     """Train ``config`` to the end (or ``stop_after_epochs``), writing checkpoints, Parquet, TensorBoard,
     ``config.json`` and ``result.json`` under ``out_dir``. Returns the result dict."""
-    from raydaug.logging.parquet import metrics_row, metrics_writer, trial_row, trials_writer
-    from raydaug.logging.tensorboard import TensorBoardSink, sample_grid
+    from .logging.parquet import metrics_row, metrics_writer, trial_row, trials_writer
+    from .logging.tensorboard import TensorBoardSink, sample_grid
 
     out = Path(out_dir)
     ckpt = out / "checkpoints" / "state.pt"

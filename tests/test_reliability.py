@@ -311,9 +311,10 @@ def test_driver_sigkill_then_resume_completes_the_experiment(tmp_path):
     # Tune's experiment state names each trial's checkpoint; it is saved at least every 10 s and as soon
     # as a trial has written num_to_keep checkpoints since the last save: a resumed trial is at most
     # KEEP checkpoints behind the rows it had made durable
-    assert max(written_twice.values()) <= KEEP * INTERVAL
+    seen = f"durable before the kill {before}, restored from {restored_from}, rows written twice {written_twice}"
+    assert max(written_twice.values()) <= KEEP * INTERVAL, seen
     for trial, iteration in restored_from.items():
-        assert before[trial] - iteration <= KEEP * INTERVAL
+        assert before[trial] - iteration <= KEEP * INTERVAL, seen
 
 
 # ---------------------------------------------------------------------- 3. a node of a cluster

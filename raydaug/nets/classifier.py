@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from raydaug.nets.blocks import conv_stack
+from .blocks import conv_stack
 
 
 def build_classifier(family: str, channels: int, num_classes: int, image_size: int) -> nn.Module:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from raydaug.nets.blocks import conv_stack
+from .blocks import conv_stack
 
 
 class ClassDiscriminator(nn.Module):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from raydaug.nets.stn import SpatialTransformer
-from raydaug.nets.unet import UNet
+from .stn import SpatialTransformer
+from .unet import UNet
 
 
 class Generator(nn.Module):

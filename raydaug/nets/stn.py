@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from raydaug.nets.blocks import DownEncoder, NoiseMap, down_steps, encoder_widths
+from .blocks import DownEncoder, NoiseMap, down_steps, encoder_widths
 
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from raydaug.nets.blocks import DownEncoder, NoiseMap, conv, down_steps, encoder_widths
+from .blocks import DownEncoder, NoiseMap, conv, down_steps, encoder_widths
 
 
 class UNet(nn.Module):
