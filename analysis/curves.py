@@ -171,7 +171,8 @@ def fig3_samples(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
 def snapshot_epoch(g_checkpoint: str, run_dir: str) -> float:
     """The epoch at which a frozen-G snapshot was taken: from a Tune checkpoint folder's ``trial.json``
     when there is one (cheap), else from the checkpoint itself; NaN if unreadable."""
-    from raydaug.checkpoint import CheckpointError, load_checkpoint
+    from raydaug.checkpoint import load_checkpoint
+    from raydaug.errors import CheckpointError
     from raydaug.state import checkpoint_file
 
     candidates = [Path(g_checkpoint)]

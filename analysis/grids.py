@@ -14,10 +14,7 @@ from matplotlib.figure import Figure
 
 from raydaug.checkpoint import load_checkpoint
 from raydaug.config import Config
-
-
-class NoGeneratorError(ValueError):
-    """The checkpoint holds no generator (a baseline run)."""
+from raydaug.errors import NoGeneratorError
 
 
 def render_samples(checkpoint: str | Path, count: int = 8, num_z: int = 5, seed: int = 0) -> torch.Tensor:

@@ -21,7 +21,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from raydaug.cli import UsageError
+from raydaug.errors import NoMetricsError, NotARunError, PartFileWarning
 from raydaug.logging.parquet import (METRICS_SCHEMA, PBT_EVENTS_SCHEMA, TRIALS_SCHEMA, resolve,
                                      write_table_atomic)
 
@@ -38,18 +38,6 @@ REQUIRED_COLUMNS = {
     TRIALS_DIR: ("trial_id", "config_json"),
     EVENTS_DIR: ("training_iteration", "dst_trial", "key"),
 }
-
-
-class NotARunError(UsageError):
-    """The folder is not a raydaug run (no ``parquet/`` logs)."""
-
-
-class NoMetricsError(UsageError):
-    """The run exists but has no readable metric rows yet."""
-
-
-class PartFileWarning(UserWarning):
-    """A part file could not be read and was skipped."""
 
 
 class RunData(NamedTuple):

@@ -7,9 +7,7 @@ a ``raydaug train --out DIR`` folder (same ``parquet/`` layout, one trial, ``che
 from __future__ import annotations
 
 import html
-import json
 import os
-import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -20,78 +18,15 @@ import pandas as pd
 import pyarrow.fs as pafs
 
 from analysis import curves, lineage, tables
-from analysis.load import METRICS_DIR, NotARunError, PartFileWarning, RunData, list_parts, load, print_warnings
+from analysis.checkpoints import find_checkpoints, publish_checkpoint
+from analysis.load import METRICS_DIR, RunData, list_parts, load, print_warnings
+from raydaug.errors import NotARunError, PartFileWarning
 from raydaug.logging.parquet import resolve
 
 TOP_K = 5
 GRID_TRIALS = 3
 COMPACT_HINT_PARTS = 200
 COMPACT_HINT_ROWS_PER_PART = 2000
-RUN_FOLDERS = {"parquet", "report", "tensorboard", "checkpoints"}
-
-
-# ---------------------------------------------------------------------- checkpoints
-def _checkpoint_index(name: str) -> tuple[int, str]:
-    digits = "".join(ch for ch in name.rsplit("_", 1)[-1] if ch.isdigit())
-    return (int(digits) if digits else -1, name)
-
-
-def _checkpoint_iteration(filesystem: pafs.FileSystem, folder: str) -> int | None:
-    """The training_iteration a Tune checkpoint folder was saved at (its ``trial.json``), if known."""
-    try:
-        with filesystem.open_input_stream(f"{folder}/trial.json") as stream:
-            return int(json.loads(stream.read().decode())["training_iteration"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def find_checkpoints(run_dir: str, best_iterations: dict[str, int]) -> dict[str, tuple[str, int | None]]:
-    """trial_id → (``state.pt`` path, its training_iteration or None): the checkpoint saved at the
-    trial's best iteration when it was kept, else its latest. Tune keeps them in
-    ``RUN_DIR/<trainable>_<trial_id>_.../checkpoint_*/`` (with a ``trial.json``); ``raydaug train``
-    in ``RUN_DIR/checkpoints/state.pt``."""
-    filesystem, root = resolve(run_dir)
-    found: dict[str, tuple[str, int | None]] = {}
-    children = [c for c in filesystem.get_file_info(pafs.FileSelector(root, allow_not_found=True))
-                if c.type == pafs.FileType.Directory and c.base_name not in RUN_FOLDERS]
-    for trial_id, best_iteration in best_iterations.items():
-        candidates: list[tuple[int | None, str, str]] = []
-        for owner in (c for c in children if f"_{trial_id}_" in f"_{c.base_name}_"):
-            for folder in sorted((c for c in filesystem.get_file_info(pafs.FileSelector(owner.path))
-                                  if c.type == pafs.FileType.Directory and c.base_name.startswith("checkpoint")),
-                                 key=lambda c: _checkpoint_index(c.base_name)):
-                state = f"{folder.path}/state.pt"
-                if filesystem.get_file_info(state).type == pafs.FileType.File:
-                    candidates.append((_checkpoint_iteration(filesystem, folder.path), folder.base_name, state))
-        if candidates:
-            at_best = [c for c in candidates if c[0] == best_iteration]
-            chosen = at_best[0] if at_best else max(
-                candidates, key=lambda c: (c[0] if c[0] is not None else -1, _checkpoint_index(c[1])))
-            found[trial_id] = (chosen[2], chosen[0])
-    single = f"{root}/checkpoints/state.pt"
-    missing = [t for t in best_iterations if t not in found]
-    if len(missing) == 1 and len(best_iterations) == 1 \
-            and filesystem.get_file_info(single).type == pafs.FileType.File:
-        found[missing[0]] = (single, None)
-    return found
-
-
-def publish_checkpoint(run_dir: str, source: str, target: Path) -> Path:
-    """Link (local runs) or copy (remote storage, or where links are impossible) a checkpoint."""
-    filesystem, _ = resolve(run_dir)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.is_symlink() or target.exists():
-        target.unlink()
-    if isinstance(filesystem, pafs.LocalFileSystem):
-        try:
-            target.symlink_to(source)
-            return target
-        except OSError:
-            shutil.copyfile(source, target)
-            return target
-    with filesystem.open_input_stream(source) as stream, open(target, "wb") as handle:
-        shutil.copyfileobj(stream, handle)
-    return target
 
 
 # ---------------------------------------------------------------------- the report
@@ -260,10 +195,8 @@ def _fig4(run: RunData, summary: pd.DataFrame, out_dir: Path, report: Report) ->
 
 def _grids(run: RunData, summary: pd.DataFrame, best: pd.DataFrame, found: dict[str, Any], section: Section,
            report: Report, grid_trials: int) -> None:
-    from analysis.grids import NoGeneratorError, sample_grid_png
-    from raydaug.checkpoint import CheckpointError
-    from raydaug.config import ConfigError
-    from raydaug.data import DataError
+    from analysis.grids import sample_grid_png
+    from raydaug.errors import CheckpointError, ConfigError, DataError, NoGeneratorError
 
     learned = set(summary.loc[summary["aug"] == "learned", "trial_id"].astype(str))
     made = 0

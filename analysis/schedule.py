@@ -24,8 +24,8 @@ import pyarrow.parquet as pq
 
 from analysis.lineage import History
 from analysis.load import RunData, best_rows, load
-from raydaug.cli import UsageError
-from raydaug.config import MUTABLE_HPARAMS, Config, ConfigError
+from raydaug.config import MUTABLE_HPARAMS, Config
+from raydaug.errors import ConfigError, UsageError
 from raydaug.logging.parquet import resolve
 
 SCHEDULE_METADATA_KEY = b"raydaug.schedule"
@@ -172,10 +172,8 @@ def schedule_command(args: argparse.Namespace) -> None:
         schedule = export_schedule(load(args.source), args.trial)
         storage = args.storage or _parent(args.source)
     name = args.name or f"replay_{schedule['trial_id']}"
-    try:
-        from raydaug.tune.runner import run_replay
-    except ImportError as error:
-        raise UsageError(f"schedule replay needs raydaug.tune.runner.run_replay ({error})") from error
+    from raydaug.tune.runner import run_replay
+
     run_dir = run_replay(schedule, storage, name)
     print(f"replayed trial {schedule['trial_id']} ({len(schedule['changes'])} change(s)) → {run_dir}")
 

@@ -15,12 +15,10 @@ from typing import Any
 
 import torch
 
+from .errors import CheckpointError
+
 MAGIC = b"RAYDAUG-CKPT"
 VERSION = 1
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, truncated, corrupted or not a raydaug checkpoint."""
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -9,11 +9,8 @@ import argparse
 import sys
 from typing import Any, Sequence
 
-from raydaug.config import Config, ConfigError, parse_overrides
-
-
-class UsageError(Exception):
-    """Bad input detected by a command: reported on one line, exit code 2."""
+from raydaug.config import Config, parse_overrides
+from raydaug.errors import EXIT_CODES
 
 
 def load_tune_config_base(path: str | None) -> dict[str, Any]:
@@ -36,13 +33,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from raydaug.tune.runner import TrialsFailedError, run_tune
+    from raydaug.tune.runner import run_tune
 
-    try:
-        run_tune(args)
-    except TrialsFailedError as error:
-        print(f"raydaug: error: {error}", file=sys.stderr)
-        return 1
+    run_tune(args)
     return 0
 
 
@@ -123,26 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ConfigError, UsageError, FileNotFoundError)
-
-
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    from raydaug.checkpoint import CheckpointError
-    from raydaug.data import DataError
-    from raydaug.train import NonFiniteLossError
-
-    return EXPECTED_ERRORS + (CheckpointError, DataError, NonFiniteLossError)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except _expected_errors() as error:
+    except tuple(EXIT_CODES) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"raydaug: error: {message}", file=sys.stderr)
-        return 2
+        return next(code for kind, code in EXIT_CODES.items() if isinstance(error, kind))
     except KeyboardInterrupt:
         print("raydaug: interrupted", file=sys.stderr)
         return 130

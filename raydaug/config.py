@@ -12,9 +12,7 @@ import types
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Union, get_args, get_origin, get_type_hints
 
-
-class ConfigError(ValueError):
-    """A configuration key is unknown, mistyped or out of range."""
+from .errors import ConfigError
 
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "svhn", "cifar10")

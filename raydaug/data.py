@@ -14,13 +14,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import Config, ConfigError
+from .config import Config
+from .errors import ConfigError, DataError
 
 NUM_CLASSES = 10
-
-
-class DataError(RuntimeError):
-    """A dataset could not be loaded (missing offline files, unreadable format)."""
 
 
 @dataclass

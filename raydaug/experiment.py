@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Config, ConfigError
+from .config import Config
+from .errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError, load_checkpoint
-from .config import MUTABLE_HPARAMS, Config, ConfigError
+from .checkpoint import load_checkpoint
+from .config import MUTABLE_HPARAMS, Config
+from .errors import CheckpointError, ConfigError
 from .nets import build_classifier, build_discriminators, build_generator
 
 PLAYERS = ("g", "dc", "dd", "c")

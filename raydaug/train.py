@@ -16,17 +16,14 @@ from typing import Any, Callable
 import torch
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import Config, ConfigError
+from .config import Config
 from .data import NUM_CLASSES, Splits, load_splits
+from .errors import ConfigError, NonFiniteLossError
 from .state import (TrainState, apply_hparams, build_state, checkpoint_file, load_state_dict,
                            resolve_device, state_dict)
 from .steps import augmentation_health, evaluate, train_step
 
 LOSS_PLAYERS = {"loss/dc": "DC", "loss/dd": "DD", "loss/g": "G", "loss/c": "C"}
-
-
-class NonFiniteLossError(RuntimeError):
-    """A player's loss became NaN or inf."""
 
 
 class MetricAccumulator:
@@ -211,12 +208,16 @@ class Trainer:
     def save(self, path: str | os.PathLike) -> None:
         save_checkpoint(path, self.state_payload())
 
-    def load_payload(self, payload: dict[str, Any]) -> None:
-        load_state_dict(self.state, payload)
+    def load_payload(self, payload: dict[str, Any], reseed: int | None = None) -> None:
+        """Load a checkpoint's payload; with ``reseed`` the RNG is seeded with it instead of being
+        restored (a restore from another trial's checkpoint)."""
+        load_state_dict(self.state, payload, restore_rng=reseed is None)
+        if reseed is not None:
+            torch.manual_seed(reseed)
         self.accumulator.reset()
 
-    def restore(self, path: str | os.PathLike) -> None:
-        self.load_payload(load_checkpoint(checkpoint_file(str(path)), map_location=self.device))
+    def restore(self, path: str | os.PathLike, reseed: int | None = None) -> None:
+        self.load_payload(load_checkpoint(checkpoint_file(str(path)), map_location=self.device), reseed)
 
 
 def _pair_tables(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -20,7 +20,8 @@ import pytest
 import analysis
 from analysis import curves, lineage, tables
 from analysis.load import NoMetricsError, NotARunError, PartFileWarning, compact_run
-from analysis.report import analyze_command, find_checkpoints
+from analysis.checkpoints import find_checkpoints
+from analysis.report import analyze_command
 from analysis.schedule import export_schedule, read_schedule, schedule_command, values_at, write_schedule
 from raydaug.checkpoint import save_checkpoint
 from raydaug.cli import main
@@ -258,11 +259,11 @@ def test_bad_run_folders_give_one_line_errors(tmp_path, capsys, setup, message, 
     assert len(lines) == 1 and lines[0].startswith("raydaug: error: ") and message in lines[0]
 
 
-def test_error_types():
-    assert issubclass(NotARunError, Exception) and issubclass(NoMetricsError, Exception)
-    from raydaug.cli import UsageError
+def test_analysis_errors_are_usage_errors_with_exit_code_2():
+    from raydaug.errors import EXIT_CODES, UsageError
 
     assert issubclass(NotARunError, UsageError) and issubclass(NoMetricsError, UsageError)
+    assert EXIT_CODES[UsageError] == 2
 
 
 # ---------------------------------------------------------------------- compaction

@@ -17,7 +17,8 @@ from ray import tune  # noqa: E402
 from ray.tune.trainable import wrap_function  # noqa: E402
 
 from raydaug.checkpoint import load_checkpoint  # noqa: E402
-from raydaug.cli import UsageError, main  # noqa: E402
+from raydaug.cli import main  # noqa: E402
+from raydaug.errors import UsageError  # noqa: E402
 from raydaug.config import MUTABLE_HPARAMS, Config, ConfigError  # noqa: E402
 from raydaug.experiment import Experiment  # noqa: E402
 from raydaug.train import Trainer  # noqa: E402

@@ -30,7 +30,8 @@ import ray
 from ray import tune
 from ray.tune.search.sample import Categorical, Domain, Float, Function, Integer
 
-from raydaug.config import FIELD_TYPES, Config, ConfigError, parse_overrides
+from raydaug.config import FIELD_TYPES, Config, parse_overrides
+from raydaug.errors import ConfigError, TrialsFailedError, UsageError
 from raydaug.experiment import Experiment, load_experiment
 from raydaug.tune.callbacks import ProgressTable, RegisterCheckpointOnce
 from raydaug.tune.schedulers import (SCHEDULERS, PopulationSettings, build_scheduler, check_schedule,
@@ -41,27 +42,6 @@ DEFAULT_STORAGE = "runs"
 MAX_CHECKED_COMBINATIONS = 512
 _ADDRESS = re.compile(r"^(auto|(ray://)?[A-Za-z0-9_.\-]+:\d{1,5})$")
 ADDRESS_PROBE_TIMEOUT_S = 3.0  # ray.init retries an address where nothing listens for minutes
-
-
-class UsageError(Exception):
-    """Bad command-line input; the CLI prints it on one line (same role as raydaug.cli.UsageError)."""
-
-
-def _usage_error_class() -> type[Exception]:
-    # raise the CLI's own UsageError so `raydaug tune` reports it on one line with exit code 2
-    try:
-        from raydaug.cli import UsageError as CliUsageError
-    except ImportError:  # pragma: no cover
-        return UsageError
-    return CliUsageError
-
-
-def usage_error(message: str) -> Exception:
-    return _usage_error_class()(message)
-
-
-class TrialsFailedError(RuntimeError):
-    """Some trials ended in ERROR after their retries; the experiment can be continued with --resume."""
 
 
 @dataclass
@@ -134,6 +114,10 @@ def plan_experiment(experiment: Experiment, args: argparse.Namespace, config_pat
     metric, mode = experiment.metric, experiment.mode
     settings = None
     if scheduler in ("pbt", "pb2"):
+        if "seed" in search:
+            raise ConfigError(f"experiment {experiment.name!r}: a {scheduler} population must share one seed: the "
+                              "seed decides the train/val/test split, and an exploit across splits would train "
+                              "on another member's test images (run one population per seed: --set seed=N)")
         settings = population_settings(experiment.scheduler_options, base, metric, mode)
         metric, mode = settings.metric, settings.mode
         intervals = {checkpoint_interval(Config.from_dict({**base_raw, **combo}))
@@ -152,11 +136,11 @@ def plan_experiment(experiment: Experiment, args: argparse.Namespace, config_pat
     if num_samples is None:
         num_samples = experiment.smoke_num_samples if smoke and experiment.smoke_num_samples else experiment.num_samples
     if int(num_samples) < 1:
-        raise usage_error(f"--num-samples must be ≥ 1, got {num_samples}")
+        raise UsageError(f"--num-samples must be ≥ 1, got {num_samples}")
     cpus = _arg(args, "cpus_per_trial", None)
     cpus = float(experiment.cpus_per_trial if cpus is None else cpus)
     if not (math.isfinite(cpus) and cpus > 0):
-        raise usage_error(f"--cpus-per-trial must be > 0, got {cpus}")
+        raise UsageError(f"--cpus-per-trial must be > 0, got {cpus}")
     gpus_cli = _arg(args, "gpus_per_trial", None)
     gpus = float(experiment.gpus_per_trial if gpus_cli is None else gpus_cli)
     check_gpu_share(gpus)
@@ -167,14 +151,14 @@ def plan_experiment(experiment: Experiment, args: argparse.Namespace, config_pat
     max_failures = _arg(args, "max_failures", None)
     max_failures = experiment.max_failures if max_failures is None else int(max_failures)
     if max_failures < -1:
-        raise usage_error(f"--max-failures must be ≥ -1 (-1 = retry forever), got {max_failures}")
+        raise UsageError(f"--max-failures must be ≥ -1 (-1 = retry forever), got {max_failures}")
     keep = experiment.checkpoints_to_keep if experiment.checkpoints_to_keep else None
     if keep is not None and keep < 1:
         raise ConfigError(f"checkpoints_to_keep={keep} must be ≥ 1 (or 0/None to keep all)")
 
     name = _arg(args, "name", None) or (f"{experiment.name}_smoke" if smoke else experiment.name)
     if not name or "/" in name or name in (".", ".."):
-        raise usage_error(f"--name {name!r} must be a plain folder name")
+        raise UsageError(f"--name {name!r} must be a plain folder name")
     storage = check_storage(_arg(args, "storage", None) or DEFAULT_STORAGE)
     run_dir = f"{storage.rstrip('/')}/{name}"
     address = _arg(args, "address", None)
@@ -182,9 +166,9 @@ def plan_experiment(experiment: Experiment, args: argparse.Namespace, config_pat
     resume = bool(_arg(args, "resume", False))
     restorable = tune.Tuner.can_restore(run_dir)
     if resume and not restorable:
-        raise usage_error(f"--resume: no Tune experiment to resume at {run_dir} (check --name and --storage)")
+        raise UsageError(f"--resume: no Tune experiment to resume at {run_dir} (check --name and --storage)")
     if not resume and (restorable or _non_empty(run_dir)):
-        raise usage_error(f"{run_dir} already holds a run: pass --resume to continue it or --name for a new one")
+        raise UsageError(f"{run_dir} already holds a run: pass --resume to continue it or --name for a new one")
 
     param_space = {**base_raw, **search}
     return TunePlan(experiment=experiment, name=name, storage=storage, run_dir=run_dir, base=base,
@@ -201,9 +185,9 @@ def _arg(args: argparse.Namespace, name: str, default: Any) -> Any:
 
 def check_gpu_share(gpus: float) -> None:
     if not math.isfinite(gpus) or gpus < 0:
-        raise usage_error(f"--gpus-per-trial must be ≥ 0, got {gpus}")
+        raise UsageError(f"--gpus-per-trial must be ≥ 0, got {gpus}")
     if gpus > 1 and not float(gpus).is_integer():
-        raise usage_error(f"--gpus-per-trial {gpus}: a share above 1 GPU must be a whole number of GPUs")
+        raise UsageError(f"--gpus-per-trial {gpus}: a share above 1 GPU must be a whole number of GPUs")
 
 
 def check_address(address: str | None) -> None:
@@ -213,12 +197,12 @@ def check_address(address: str | None) -> None:
         return
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not _ADDRESS.match(address) or not 0 < int(port) < 65536:
-        raise usage_error(f"--address {address!r} must be 'auto' or HOST:PORT (e.g. 10.0.0.5:6379)")
+        raise UsageError(f"--address {address!r} must be 'auto' or HOST:PORT (e.g. 10.0.0.5:6379)")
     try:
         socket.create_connection((host, int(port)), timeout=ADDRESS_PROBE_TIMEOUT_S).close()
     except OSError as error:
         reason = error.strerror or str(error) or type(error).__name__
-        raise usage_error(f"--address {address}: no Ray cluster answers at {host}:{port} ({reason}); "
+        raise UsageError(f"--address {address}: no Ray cluster answers at {host}:{port} ({reason}); "
                           f"start the head with `ray start --head --port {port}` or fix the address") from None
 
 
@@ -258,16 +242,16 @@ def check_storage(storage: str) -> str:
         try:
             pafs.FileSystem.from_uri(storage)
         except Exception as error:  # pyarrow raises several types for bad/unsupported URIs
-            raise usage_error(f"--storage {storage!r}: pyarrow cannot open it ({error})") from None
+            raise UsageError(f"--storage {storage!r}: pyarrow cannot open it ({error})") from None
         return storage.rstrip("/")
     path = Path(storage).expanduser().resolve()
     if path.exists() and not path.is_dir():
-        raise usage_error(f"--storage {storage!r} is a file, not a folder")
+        raise UsageError(f"--storage {storage!r} is a file, not a folder")
     existing = path
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir() or not os.access(existing, os.W_OK):
-        raise usage_error(f"--storage {storage!r}: {existing} is not a writable folder")
+        raise UsageError(f"--storage {storage!r}: {existing} is not a writable folder")
     return str(path)
 
 
@@ -332,7 +316,7 @@ def connect(plan: TunePlan) -> bool:
         try:
             ray.init(address=plan.address, logging_level=logging.WARNING, log_to_driver=False)
         except Exception as error:  # ConnectionError, RuntimeError, ValueError depending on the failure
-            raise usage_error(f"--address {plan.address}: cannot connect to a Ray cluster ({error})") from None
+            raise UsageError(f"--address {plan.address}: cannot connect to a Ray cluster ({error})") from None
         return True
     # the workers' own log lines (a line per checkpoint and restore) would bury the progress table;
     # a trial's failure still reaches the driver with its traceback
@@ -352,11 +336,11 @@ def check_cluster(plan: TunePlan, nodes: Sequence[Mapping[str, float]], log: Cal
         log(f"note: the cluster has no GPU; this --smoke run uses CPU instead of {plan.gpus_per_trial} GPU/trial")
         plan = replace(plan, gpus_per_trial=0.0)
     if plan.gpus_per_trial > 0 and not any(float(node.get("GPU", 0)) >= plan.gpus_per_trial for node in nodes):
-        raise usage_error(f"each trial asks for {plan.gpus_per_trial} GPU but the cluster has {total_gpus:g} "
+        raise UsageError(f"each trial asks for {plan.gpus_per_trial} GPU but the cluster has {total_gpus:g} "
                           f"GPU(s){' in all' if len(nodes) > 1 else ''}; use --gpus-per-trial 0 to run on CPU")
     if not any(float(node.get("CPU", 0)) >= plan.cpus_per_trial for node in nodes):
         best = max((float(node.get("CPU", 0)) for node in nodes), default=0.0)
-        raise usage_error(f"each trial asks for {plan.cpus_per_trial:g} CPUs but the largest node has {best:g}")
+        raise UsageError(f"each trial asks for {plan.cpus_per_trial:g} CPUs but the largest node has {best:g}")
     return plan
 
 

@@ -18,7 +18,8 @@ from ray.train._internal.checkpoint_manager import _TrainingResult
 from ray.tune.schedulers import FIFOScheduler, PopulationBasedTraining, TrialScheduler
 from ray.tune.schedulers.pb2 import PB2, import_pb2_dependencies
 
-from raydaug.config import MUTABLE_HPARAMS, Config, ConfigError
+from raydaug.config import MUTABLE_HPARAMS, Config
+from raydaug.errors import ConfigError
 from raydaug.logging.parquet import pbt_events_writer, resolve
 
 SCHEDULERS = ("fifo", "pbt", "pb2")

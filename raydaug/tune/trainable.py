@@ -15,19 +15,20 @@ reseeded by its config; process-wide torch settings (threads) are set again on e
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 import time
+import zlib
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 from ray import tune
 
-from raydaug.config import FIELD_TYPES, Config, ConfigError
+from raydaug.config import FIELD_TYPES, Config
+from raydaug.errors import ConfigError, NonFiniteLossError
 from raydaug.logging.parquet import metrics_row, metrics_writer, trial_row, trials_writer
-from raydaug.train import NonFiniteLossError, Trainer
+from raydaug.train import Trainer
 
 STATE_FILE = "state.pt"
 META_FILE = "trial.json"
@@ -61,10 +62,11 @@ def resource_share(resources: Any) -> tuple[float, float]:
     return float(required.get("CPU", 1.0)), float(required.get("GPU", 0.0))
 
 
-def reported_iteration(trainer: Trainer) -> int:
-    """Iteration number of the report just made: ceil(epoch / eval_every), so a last, shorter
-    window (epochs not a multiple of eval_every) still gets its own number."""
-    return math.ceil(trainer.state.epoch / trainer.config.eval_every)
+def restore_seed(trial_id: str, iteration: int) -> int:
+    """The RNG seed of a trial restored from *another* trial's checkpoint (a PBT exploit): derived
+    from the recipient and the iteration, so donor and recipient stop drawing the same batches, noise
+    and dropout masks, and a rerun of the experiment draws the same numbers again."""
+    return zlib.crc32(f"{trial_id}:{iteration}".encode())
 
 
 def checkpoint_header_sha(path: Path) -> str:
@@ -111,18 +113,23 @@ def train_trial(config: dict[str, Any], run_dir: str) -> None:
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            trainer.restore(Path(folder) / STATE_FILE)
+            meta_path = Path(folder) / META_FILE
+            meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+            # the same trial (a retry, --resume) continues exactly; another trial's checkpoint (an
+            # exploit) continues with fresh random numbers of its own
+            donor = meta.get("trial_id", trial_id)
+            reseed = None if donor == trial_id else restore_seed(trial_id, int(meta["training_iteration"]))
+            trainer.restore(Path(folder) / STATE_FILE, reseed=reseed)
             restored_sha = checkpoint_header_sha(Path(folder) / STATE_FILE)
-            meta = Path(folder) / META_FILE
-            if meta.exists():
-                time_total = float(json.loads(meta.read_text())["time_total_s"])
+            if "time_total_s" in meta:
+                time_total = float(meta["time_total_s"])
         # the checkpoint may come from another trial (PBT exploit) or an older config: this trial's
         # config wins for α, β, γ and the four learning rates
-        cfg = scheduled_config(initial, schedule, reported_iteration(trainer))
+        cfg = scheduled_config(initial, schedule, trainer.iteration)
         trainer.apply_hparams(cfg)
     trials = trials_writer(run_dir)
     trials.append(trial_row(trial_id, "restore" if checkpoint is not None else "start",
-                            reported_iteration(trainer), cfg.to_dict()))
+                            trainer.iteration, cfg.to_dict()))
     trials.flush()
     writer = metrics_writer(run_dir, trial_id)
     try:
@@ -130,7 +137,7 @@ def train_trial(config: dict[str, Any], run_dir: str) -> None:
             started = time.perf_counter()
             metrics = trainer.train_iteration()
             time_total += time.perf_counter() - started
-            iteration = reported_iteration(trainer)
+            iteration = trainer.iteration
             writer.append(metrics_row(metrics, iteration, time_total))
             result = dict(metrics)
             result["worker/pid"] = os.getpid()  # which actor ran this report (actor reuse is visible)
