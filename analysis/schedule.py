@@ -172,7 +172,7 @@ def schedule_command(args: argparse.Namespace) -> None:
         schedule = export_schedule(load(args.source), args.trial)
         storage = args.storage or _parent(args.source)
     name = args.name or f"replay_{schedule['trial_id']}"
-    from raydaug.tune.runner import run_replay
+    from raydaug.tune.replay import run_replay
 
     run_dir = run_replay(schedule, storage, name)
     print(f"replayed trial {schedule['trial_id']} ({len(schedule['changes'])} change(s)) → {run_dir}")

@@ -1,6 +1,6 @@
 """analysis/: load (dedupe, damaged parts, errors), tables against hand-computed numbers, plots, the report,
-PBT lineage and schedule export; end to end on `raydaug train` folders (and a Tune smoke run when
-raydaug.tune.runner.run_replay exists)."""
+PBT lineage and schedule export; end to end on `raydaug train` folders and on a Tune smoke run (with
+its replay)."""
 from __future__ import annotations
 
 import argparse
@@ -488,9 +488,9 @@ def test_schedule_replay_hands_the_schedule_to_run_replay(pbt_run, tmp_path, mon
     import types
 
     calls = []
-    fake = types.ModuleType("raydaug.tune.runner")
+    fake = types.ModuleType("raydaug.tune.replay")
     fake.run_replay = lambda schedule, storage, name: calls.append((schedule, storage, name)) or f"{storage}/{name}"
-    monkeypatch.setitem(sys.modules, "raydaug.tune.runner", fake)
+    monkeypatch.setitem(sys.modules, "raydaug.tune.replay", fake)
     path = tmp_path / "sched.json"
     write_schedule(export_schedule(analysis.load(str(pbt_run)), "A"), str(path))
     schedule_command(argparse.Namespace(schedule_command="replay", source=str(path), trial=None, storage=None,
@@ -608,32 +608,24 @@ def test_analysis_of_a_run_still_being_written(train_run, tmp_path):
     assert len(after.metrics) == len(before.metrics) + 1
 
 
-# ---------------------------------------------------------------------- end to end: Tune (when it exists)
-def _tune_runner():
-    try:
-        from raydaug.tune import runner
-    except ImportError:
-        return None
-    return runner if callable(getattr(runner, "run_replay", None)) else None
-
-
+# ---------------------------------------------------------------------- end to end: Tune
 @pytest.fixture(scope="module")
-def smoke_pbt(tmp_path_factory, request) -> tuple[Path, Any]:
-    runner = _tune_runner()
-    if runner is None:
-        pytest.skip("raydaug.tune.runner.run_replay is not available")
+def smoke_pbt(tmp_path_factory, request) -> Path:
+    pytest.importorskip("ray")
+    from raydaug.tune import runner
+
     request.getfixturevalue("ray_session")  # one Ray for the whole session (tests/conftest.py)
     storage = tmp_path_factory.mktemp("tune")
     args = argparse.Namespace(config="smoke", set=[], smoke=True, name="pbt", storage=str(storage), address=None,
                               num_samples=None, cpus_per_trial=None, gpus_per_trial=None, max_failures=None,
                               resume=False)
     runner.run_tune(args, log=lambda *_: None)
-    return storage / "pbt", runner
+    return storage / "pbt"
 
 
 @pytest.mark.slow
 def test_smoke_pbt_events_name_source_target_and_values(smoke_pbt):
-    run_dir, _ = smoke_pbt
+    run_dir = smoke_pbt
     run = analysis.load(str(run_dir))
     found = lineage.exploits(run)
     assert found, "the smoke config forces exploits"
@@ -655,11 +647,13 @@ def test_smoke_pbt_events_name_source_target_and_values(smoke_pbt):
 
 @pytest.mark.slow
 def test_replay_reproduces_the_exported_schedule(smoke_pbt, tmp_path):
-    run_dir, runner = smoke_pbt
+    from raydaug.tune.replay import run_replay
+
+    run_dir = smoke_pbt
     run = analysis.load(str(run_dir))
     schedule = export_schedule(run, lineage.exploits(run)[-1].dst)  # a trial with at least one exploit
     assert schedule["changes"]
-    replay_dir = runner.run_replay(schedule, str(tmp_path), "replay")
+    replay_dir = run_replay(schedule, str(tmp_path), "replay")
     replay = analysis.load(replay_dir)
     assert replay.metrics["trial_id"].nunique() == 1
     original = run.metrics.loc[run.metrics["trial_id"] == schedule["trial_id"], "training_iteration"]

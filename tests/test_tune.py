@@ -23,6 +23,8 @@ from raydaug.config import MUTABLE_HPARAMS, Config, ConfigError  # noqa: E402
 from raydaug.experiment import Experiment  # noqa: E402
 from raydaug.train import Trainer  # noqa: E402
 from raydaug.tune import runner  # noqa: E402
+from raydaug.tune.cluster import check_cluster  # noqa: E402
+from raydaug.tune.replay import run_replay  # noqa: E402
 from raydaug.tune.trainable import trial_config  # noqa: E402
 from tests.helpers import TINY  # noqa: E402
 
@@ -192,7 +194,7 @@ def test_replay_follows_the_schedule(ray_session, tmp_path):
                              "config": {**{k: initial[k] for k in MUTABLE_HPARAMS}, "alpha": 0.3, "lr_c": 2e-3}},
                             {"training_iteration": 2,
                              "config": {**{k: initial[k] for k in MUTABLE_HPARAMS}, "alpha": 0.7, "lr_c": 4e-4}}]}
-    run_dir = runner.run_replay(schedule, str(tmp_path), "replay", cpus_per_trial=1.0, log=lambda _: None)
+    run_dir = run_replay(schedule, str(tmp_path), "replay", cpus_per_trial=1.0, log=lambda _: None)
     metrics = read_parquet(run_dir, "metrics").sort_values("timestamp")
     last = metrics.groupby("training_iteration").last()
     assert list(last.index) == [1, 2, 3, 4], "the replay must train past its last change to the end"
@@ -210,11 +212,11 @@ def test_fractional_gpu_share_maps_to_ray_resources(tmp_path):
     request = wrap_function(runner.build_trainable(plan)).default_resource_request({})
     assert request.required_resources == {"CPU": 1.0, "GPU": 0.5}
     # two such trials fit one GPU; a CPU-only cluster is refused before launch
-    runner.check_cluster(plan, [{"CPU": 2.0, "GPU": 1.0}])
+    check_cluster(plan, [{"CPU": 2.0, "GPU": 1.0}])
     with pytest.raises(UsageError, match="GPU"):
-        runner.check_cluster(plan, [{"CPU": 2.0}])
+        check_cluster(plan, [{"CPU": 2.0}])
     with pytest.raises(UsageError, match="GPU"):
-        runner.check_cluster(runner.plan_from_args(tune_args(storage=str(tmp_path), gpus_per_trial=2)),
+        check_cluster(runner.plan_from_args(tune_args(storage=str(tmp_path), gpus_per_trial=2)),
                              [{"CPU": 8.0, "GPU": 1.0}])
 
 

@@ -1,0 +1,240 @@
+"""Phase 1 of ``raydaug tune``: from a tune_config and the command line to a validated :class:`TunePlan`.
+
+Everything that needs no cluster is checked here, before Ray starts: config keys and search-space
+points through the Config validator, PBT/PB2 settings, resources, storage, the address (format and
+reachability), an existing RUN_DIR, and (on a local run) the dataset files.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ray.tune.search.sample import Categorical, Domain, Float, Function, Integer
+
+from raydaug.config import FIELD_TYPES, Config, parse_overrides
+from raydaug.errors import ConfigError, UsageError
+from raydaug.experiment import Experiment, load_experiment
+from raydaug.tune.cluster import check_address
+from raydaug.tune.schedulers import SCHEDULERS, PopulationSettings, checkpoint_interval, population_settings
+from raydaug.tune.storage import check_run_dir, check_storage
+
+DEFAULT_STORAGE = "runs"
+MAX_CHECKED_COMBINATIONS = 512
+
+
+@dataclass
+class TunePlan:
+    experiment: Experiment
+    name: str
+    storage: str                      # absolute local path or a URI
+    run_dir: str                      # storage/name
+    base: Config                      # base config after --smoke and --set (what every trial starts from)
+    param_space: dict[str, Any]
+    scheduler: str
+    settings: PopulationSettings | None
+    num_samples: int
+    cpus_per_trial: float
+    gpus_per_trial: float
+    gpus_from_cli: bool
+    max_failures: int
+    checkpoints_to_keep: int | None
+    metric: str
+    mode: str
+    address: str | None = None
+    resume: bool = False
+    smoke: bool = False
+    config_path: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def resources(self) -> dict[str, float]:
+        return {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}
+
+
+def plan_from_args(args: argparse.Namespace) -> TunePlan:
+    experiment = load_experiment(args.config)
+    return plan_experiment(experiment, args, config_path=args.config)
+
+
+def _is_search_value(value: Any) -> bool:
+    return isinstance(value, Domain) or (isinstance(value, Mapping) and "grid_search" in value)
+
+
+def plan_experiment(experiment: Experiment, args: argparse.Namespace, config_path: str = "") -> TunePlan:
+    smoke = bool(arg(args, "smoke", False))
+    base_raw = dict(experiment.base)
+    search = dict(experiment.search_space)
+    unknown = sorted(set(base_raw) - set(FIELD_TYPES))
+    if unknown:
+        raise ConfigError(f"experiment {experiment.name!r}: unknown config key(s) {unknown} in base")
+    if smoke:
+        for key, value in experiment.smoke.items():
+            if _is_search_value(value) or key in search:
+                search[key] = value
+            else:
+                base_raw[key] = value
+    overrides = parse_overrides(list(arg(args, "set", []) or []))
+    for key, value in overrides.items():
+        base_raw[key] = value
+        search.pop(key, None)  # an explicit --set wins over the search space
+    unknown = sorted(set(search) - set(FIELD_TYPES))
+    if unknown:
+        raise ConfigError(f"experiment {experiment.name!r}: search space over unknown config key(s) {unknown}; "
+                          f"known keys: {', '.join(sorted(FIELD_TYPES))}")
+    check_search_space(base_raw, search)
+    absolute_data_dir(base_raw, search)
+    # the base alone may be incomplete (e.g. a grid supplies train_per_class): the first point stands for it
+    base = Config.from_dict({**base_raw, **discrete_combinations(search)[0]})
+
+    scheduler = experiment.scheduler
+    if scheduler not in SCHEDULERS:
+        raise ConfigError(f"experiment {experiment.name!r}: scheduler={scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
+    metric, mode = experiment.metric, experiment.mode
+    settings = None
+    if scheduler in ("pbt", "pb2"):
+        if "seed" in search:
+            raise ConfigError(f"experiment {experiment.name!r}: a {scheduler} population must share one seed: the "
+                              "seed decides the train/val/test split, and an exploit across splits would train "
+                              "on another member's test images (run one population per seed: --set seed=N)")
+        settings = population_settings(experiment.scheduler_options, base, metric, mode)
+        metric, mode = settings.metric, settings.mode
+        intervals = {checkpoint_interval(Config.from_dict({**base_raw, **combo}))
+                     for combo in discrete_combinations(search)}
+        if len(intervals) > 1:
+            raise ConfigError("a population needs one checkpoint interval: do not search over "
+                              "checkpoint_every/eval_every with scheduler=pbt/pb2")
+        if "preset" not in search:  # PBT would otherwise sample a missing key at random
+            for key in settings.mutations:
+                if key not in base_raw and key not in search:
+                    base_raw[key] = getattr(base, key)
+    elif experiment.scheduler_options:
+        raise ConfigError(f"experiment {experiment.name!r}: scheduler_options only apply to pbt/pb2")
+
+    num_samples = arg(args, "num_samples", None)
+    if num_samples is None:
+        num_samples = experiment.smoke_num_samples if smoke and experiment.smoke_num_samples else experiment.num_samples
+    if int(num_samples) < 1:
+        raise UsageError(f"--num-samples must be ≥ 1, got {num_samples}")
+    cpus = arg(args, "cpus_per_trial", None)
+    cpus = float(experiment.cpus_per_trial if cpus is None else cpus)
+    if not (math.isfinite(cpus) and cpus > 0):
+        raise UsageError(f"--cpus-per-trial must be > 0, got {cpus}")
+    gpus_cli = arg(args, "gpus_per_trial", None)
+    gpus = float(experiment.gpus_per_trial if gpus_cli is None else gpus_cli)
+    check_gpu_share(gpus)
+    if gpus > 0 and base.device == "cpu":
+        raise ConfigError(f"device=cpu contradicts a GPU share of {gpus} per trial")
+    if gpus == 0 and base.device == "cuda":
+        raise ConfigError("device=cuda needs --gpus-per-trial > 0: a trial only sees the GPUs Ray assigns it")
+    max_failures = arg(args, "max_failures", None)
+    max_failures = experiment.max_failures if max_failures is None else int(max_failures)
+    if max_failures < -1:
+        raise UsageError(f"--max-failures must be ≥ -1 (-1 = retry forever), got {max_failures}")
+    keep = experiment.checkpoints_to_keep if experiment.checkpoints_to_keep else None
+    if keep is not None and keep < 1:
+        raise ConfigError(f"checkpoints_to_keep={keep} must be ≥ 1 (or 0/None to keep all)")
+
+    name = arg(args, "name", None) or (f"{experiment.name}_smoke" if smoke else experiment.name)
+    if not name or "/" in name or name in (".", ".."):
+        raise UsageError(f"--name {name!r} must be a plain folder name")
+    storage = check_storage(arg(args, "storage", None) or DEFAULT_STORAGE)
+    run_dir = f"{storage.rstrip('/')}/{name}"
+    address = arg(args, "address", None)
+    check_address(address)
+    resume = bool(arg(args, "resume", False))
+    check_run_dir(run_dir, resume)
+
+    param_space = {**base_raw, **search}
+    return TunePlan(experiment=experiment, name=name, storage=storage, run_dir=run_dir, base=base,
+                    param_space=param_space, scheduler=scheduler, settings=settings, num_samples=int(num_samples),
+                    cpus_per_trial=cpus, gpus_per_trial=gpus, gpus_from_cli=gpus_cli is not None,
+                    max_failures=max_failures, checkpoints_to_keep=keep, metric=metric, mode=mode,
+                    address=address, resume=resume, smoke=smoke, config_path=config_path)
+
+
+def arg(args: argparse.Namespace, name: str, default: Any) -> Any:
+    """``args.name``, or ``default`` when it is missing or None (callers pass partial namespaces)."""
+    value = getattr(args, name, default)
+    return default if value is None else value
+
+
+def check_gpu_share(gpus: float) -> None:
+    if not math.isfinite(gpus) or gpus < 0:
+        raise UsageError(f"--gpus-per-trial must be ≥ 0, got {gpus}")
+    if gpus > 1 and not float(gpus).is_integer():
+        raise UsageError(f"--gpus-per-trial {gpus}: a share above 1 GPU must be a whole number of GPUs")
+
+
+def absolute_data_dir(base_raw: dict[str, Any], search: Mapping[str, Any]) -> None:
+    """Ray Tune runs every trial in a working folder of its own: a relative ``data_dir`` is made
+    absolute here, from the driver's working folder, when a trial reads dataset files."""
+    if "data_dir" in search:
+        return
+    configs = [Config.from_dict({**base_raw, **combo}) for combo in discrete_combinations(search)]
+    if all(config.dataset == "digits" for config in configs):
+        return
+    path = Path(configs[0].data_dir).expanduser()
+    if not path.is_absolute():
+        base_raw["data_dir"] = str(path.resolve())
+
+
+def check_data(plan: TunePlan) -> None:
+    """On a local run every dataset a trial would read must be there before Ray starts (on a cluster the
+    nodes' files are not visible from here: each trial checks its own)."""
+    from raydaug.data import check_available
+
+    if plan.address or plan.resume:
+        return
+    values = {key: value for key, value in plan.param_space.items() if key in FIELD_TYPES}
+    seen = set()
+    for combo in discrete_combinations(values):
+        config = Config.from_dict(combo)
+        key = (config.dataset, config.data_dir, config.download)
+        if key not in seen:
+            seen.add(key)
+            check_available(config)
+
+
+def _candidates(value: Any) -> list[Any] | None:
+    """Values to check for one search-space entry; None when it cannot be enumerated (sample_from)."""
+    if isinstance(value, Mapping) and "grid_search" in value:
+        return list(value["grid_search"])
+    if isinstance(value, Categorical):
+        return list(value.categories)
+    if isinstance(value, Integer):
+        return [value.lower, value.upper - 1]
+    if isinstance(value, Float):
+        return [value.lower, value.upper]
+    if isinstance(value, (Function, Domain)):
+        return None
+    return [value]
+
+
+def discrete_combinations(search: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The points to validate: every grid/categorical value and both ends of every range (at most
+    MAX_CHECKED_COMBINATIONS of their product); ``[{}]`` for an empty search space."""
+    keys, lists = [], []
+    for key, value in search.items():
+        values = _candidates(value)
+        if values is not None:
+            keys.append(key)
+            lists.append(values)
+    combos = []
+    for combo in itertools.islice(itertools.product(*lists), MAX_CHECKED_COMBINATIONS):
+        combos.append(dict(zip(keys, combo)))
+    return combos or [{}]
+
+
+def check_search_space(base_raw: Mapping[str, Any], search: Mapping[str, Any]) -> None:
+    """Every grid point / categorical value / range end must pass the Config validator with the base."""
+    for combo in discrete_combinations(search):
+        try:
+            Config.from_dict({**base_raw, **combo})
+        except ConfigError as error:
+            if not combo:  # no search space: the base config itself (tune_config + --set) is wrong
+                raise
+            shown = {key: value for key, value in combo.items()}
+            raise ConfigError(f"search space point {shown} is invalid: {error}") from None

@@ -1,0 +1,86 @@
+"""What a finished (or stopped) ``raydaug tune`` run tells its user: the best row, unfinished trials
+and how to ``--resume``, and one line per trial that ended in ERROR."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+import pyarrow.fs as pafs
+
+from raydaug.errors import TrialsFailedError
+from raydaug.tune.plan import TunePlan
+
+
+def best_row(run_dir: str, metric: str = "acc/val", mode: str = "max") -> dict[str, Any] | None:
+    """The best metrics row of the run, from its Parquet (the last written row of each
+    (trial, iteration) counts, as in analysis.load)."""
+    import pyarrow.dataset as ds
+
+    from raydaug.logging.parquet import resolve
+
+    filesystem, root = resolve(run_dir)
+    folder = f"{root}/parquet/metrics"
+    if filesystem.get_file_info(folder).type != pafs.FileType.Directory:
+        return None
+    frame = ds.dataset(folder, filesystem=filesystem, format="parquet", partitioning="hive",
+                       exclude_invalid_files=True).to_table().to_pandas()
+    frame = frame.dropna(subset=[metric]) if metric in frame else frame.iloc[0:0]
+    if frame.empty:
+        return None
+    frame = frame.sort_values("timestamp").drop_duplicates(["trial_id", "training_iteration"], keep="last")
+    index = frame[metric].idxmax() if mode == "max" else frame[metric].idxmin()
+    return frame.loc[index].to_dict()
+
+
+def summarize(results, plan: TunePlan, log: Callable[[str], None] = print) -> None:
+    best = best_row(plan.run_dir, plan.metric, plan.mode)
+    if best is not None:
+        log(f"best {plan.metric} {best[plan.metric]:.4f} (trial {best['trial_id']}, iteration "
+            f"{int(best['training_iteration'])}) → acc/test {best['acc/test']:.4f}")
+    unfinished = [result.metrics.get("trial_id", "?") for result in results
+                  if not result.error and _unfinished(result)]
+    if unfinished:
+        log(f"interrupted: {len(unfinished)} trial(s) did not reach their last epoch; continue with: "
+            f"raydaug tune {plan.config_path or plan.name} --name {plan.name} --storage {plan.storage} --resume")
+    log(f"results in {plan.run_dir} (Parquet under parquet/); report: raydaug analyze {plan.run_dir}")
+
+
+def _unfinished(result) -> bool:
+    """Every trial trains to its config's last epoch; fewer epochs mean the run was stopped."""
+    epoch = result.metrics.get("epoch")
+    epochs = (result.config or {}).get("epochs")
+    return epoch is None or (epochs is not None and int(epoch) < int(epochs))
+
+
+def raise_on_errors(results, plan: TunePlan) -> None:
+    failed = failed_trials(results)
+    if failed:
+        causes = "; ".join(f"trial {trial_id}: {cause}" for trial_id, cause in failed)
+        raise TrialsFailedError(f"{len(failed)} trial(s) failed after {plan.max_failures} retries ({causes}); "
+                                f"fix the cause and continue with: raydaug tune {plan.config_path or plan.name} "
+                                f"--name {plan.name} --storage {plan.storage} --resume")
+
+
+_TRIAL_ID_IN_PATH = re.compile(r"_([0-9a-f]{5}_\d{5})(_|$)")
+
+
+def failed_trials(results) -> list[tuple[str, str]]:
+    """(trial id, ``Type: first line`` of its error) of every trial that ended in ERROR."""
+    failed = []
+    for result in results:
+        if result.error is None:
+            continue
+        trial_id = (result.metrics or {}).get("trial_id")
+        if not trial_id:
+            match = _TRIAL_ID_IN_PATH.search(Path(str(result.path or "")).name)
+            trial_id = match.group(1) if match else "?"
+        failed.append((str(trial_id), error_line(result.error)))
+    return failed
+
+
+def error_line(error: BaseException) -> str:
+    """A trial's error on one line: Ray's task error is unwrapped to the trainable's own exception."""
+    cause = getattr(error, "cause", None) or error
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    return f"{type(cause).__name__}: {lines[0]}" if lines else type(cause).__name__
