@@ -9,25 +9,61 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from raydaug.logging import parquet as P
+from raydaug.train import Trainer
+from tests.helpers import tiny
 
+# DESIGN's "Metric names" (the public contract), in its order. A copy, on purpose: the schema is checked
+# against it, not against itself.
 DESIGN_METRICS = ["loss/c", "loss/g", "loss/dc", "loss/dd", "acc/train", "acc/val", "acc/test", "acc/aug",
                   "lr/c", "lr/g", "lr/dc", "lr/dd", "hp/alpha", "hp/beta", "hp/gamma", "epoch", "step",
-                  "time/step_ms", "time/samples_per_s", "aug/l1", "aug/affine_dev", "aug/z_div"]
+                  "time/step_ms", "time/samples_per_s", "aug/l1", "aug/affine_dev", "aug/z_div", "aug/x_div",
+                  "aug/label_kept"]
+BOOKKEEPING = ["training_iteration", "time_total_s", "timestamp"]  # added by metrics_row, not the trainer
 
 
 def _parts(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
-def test_schemas_hold_every_design_column():
-    assert list(P.METRIC_COLUMNS) == DESIGN_METRICS
-    assert P.METRICS_SCHEMA.names == ["training_iteration", "time_total_s", "timestamp", *DESIGN_METRICS]
-    assert "trial_id" not in P.METRICS_SCHEMA.names  # it is the hive partition
-    assert P.PBT_EVENTS_SCHEMA.names == ["timestamp", "training_iteration", "src_trial", "dst_trial", "key",
-                                         "old_value", "new_value"]
-    assert P.TRIALS_SCHEMA.names == ["trial_id", "timestamp", "event", "training_iteration", "config_json"]
+@pytest.fixture(scope="module")
+def trainer_report() -> dict:
+    """The metrics a real (tiny) learned-augmentation Trainer reports at its first evaluation: the learned
+    run reports the most names (G's health, DC/DD losses, α/β/γ)."""
+    torch.manual_seed(0)
+    return Trainer(tiny(epochs=1, device="cpu")).train_iteration()
+
+
+def test_every_metric_the_trainer_reports_round_trips_through_a_design_column(tmp_path, trainer_report):
+    reported = trainer_report
+    writer = P.metrics_writer(str(tmp_path), "t1")
+    writer.append(P.metrics_row(reported, training_iteration=1, time_total_s=2.5))
+    table = pq.read_table(writer.flush())
+    assert table.num_rows == 1
+    columns = table.schema.names
+    assert columns[:len(BOOKKEEPING)] == BOOKKEEPING
+    not_design = [name for name in columns[len(BOOKKEEPING):] if name not in DESIGN_METRICS]
+    assert not not_design, f"Parquet columns that are not DESIGN metric names: {not_design}"
+    dropped = sorted(set(reported) - set(columns))
+    assert not dropped, f"reported by the Trainer but no Parquet column holds them: {dropped}"
+    row = table.to_pylist()[0]
+    for name, value in reported.items():
+        both_nan = isinstance(value, float) and math.isnan(value) and row[name] is not None and math.isnan(row[name])
+        same = row[name] == value or both_nan
+        assert same, f"{name}: reported {value!r}, read back {row[name]!r}"
+    assert all(row[name] is None for name in columns if name not in reported and name not in BOOKKEEPING)
+    assert (row["training_iteration"], row["time_total_s"]) == (1, 2.5)
+    assert table.schema.field("epoch").type == pa.int64() and table.schema.field("step").type == pa.int64()
+
+
+def test_the_trainer_reports_every_design_metric(trainer_report):
+    """DESIGN names with a column that the Trainer does not report yet are listed in the xfail reason
+    (computed, not a fixed list); the test passes once the Trainer reports them all."""
+    missing = [name for name in DESIGN_METRICS if name not in trainer_report]
+    if missing:
+        pytest.xfail(f"DESIGN metric names the Trainer does not report yet: {missing}")
 
 
 def test_writer_flushes_whole_parts_every_max_rows_and_missing_metrics_are_null(tmp_path):
