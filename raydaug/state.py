@@ -1,21 +1,24 @@
 """TrainState: the four players, their optimisers, RNG and counters; build, re-tune, save, load."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from .checkpoint import load_checkpoint
-from .config import MUTABLE_HPARAMS, Config
+from .config import Config
 from .errors import CheckpointError, ConfigError
 from .nets import build_classifier, build_discriminators, build_generator
 
 PLAYERS = ("g", "dc", "dd", "c")
-# keys whose change alters the shapes of the nets or the data: a checkpoint cannot cross them
+# keys whose change alters the nets or the data: a checkpoint cannot cross them (the bounds are part of
+# G's function, fixed when it is built)
 ARCHITECTURE_KEYS = ("dataset", "image_size", "aug", "joint", "use_stn", "use_enc", "use_dec", "use_dc",
-                     "use_dd", "noise_dim", "ngf", "classifier", "disc")
+                     "use_dd", "noise_dim", "ngf", "classifier", "disc", "stn_bound", "res_bound")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -32,12 +35,10 @@ class TrainState:
     device: torch.device
     nets: dict[str, nn.Module]
     optims: dict[str, torch.optim.Optimizer]
+    teacher: nn.Module | None = None  # EMA of C (aug=learned): G's teacher term and aug/label_kept
     epoch: int = 0
     step: int = 0
     best: dict[str, float] = field(default_factory=lambda: {"acc/val": -1.0, "acc/test": -1.0, "epoch": -1})
-
-    def net(self, name: str) -> nn.Module | None:
-        return self.nets.get(name)
 
     def parameters(self, name: str) -> list[nn.Parameter]:
         return list(self.nets[name].parameters()) if name in self.nets else []
@@ -72,7 +73,8 @@ def build_state(config: Config, channels: int, num_classes: int, background: tor
         else:
             nets["g"] = load_frozen_generator(config.g_checkpoint, channels, background)
     nets["c"] = build_classifier(config.classifier, channels, num_classes, config.image_size)
-    for name, net in nets.items():
+    teacher = build_teacher(nets["c"]) if config.aug == "learned" else None
+    for net in [*nets.values(), *([teacher] if teacher is not None else [])]:
         net.to(device, memory_format=torch.channels_last)
         if config.compile:
             net.compile()
@@ -80,7 +82,33 @@ def build_state(config: Config, channels: int, num_classes: int, background: tor
     optims = {name: _adam(config, name, nets[name].parameters()) for name in trainable}
     if not config.joint:
         nets["g"].requires_grad_(False)
-    return TrainState(config=config, device=device, nets=nets, optims=optims)
+    return TrainState(config=config, device=device, nets=nets, optims=optims, teacher=teacher)
+
+
+def build_teacher(classifier: nn.Module) -> nn.Module:
+    """The EMA teacher: a copy of C that gets no gradient, in eval mode (nothing trains it), moved only by
+    :func:`update_teacher` (TeachAugment, Suzuki 2022). It starts as C at initialisation."""
+    return copy.deepcopy(classifier).requires_grad_(False).eval()
+
+
+@torch.no_grad()
+def update_teacher(state: TrainState) -> None:
+    """teacher ← d·teacher + (1 − d)·C for every parameter and floating-point buffer (BatchNorm's running
+    statistics), integer buffers copied; no host sync. d = min(teacher_decay, (1 + step) / (10 + step)):
+    early on the teacher follows C closely instead of averaging in its random initialisation."""
+    if state.teacher is None:
+        return
+    weight = 1.0 - min(state.config.teacher_decay, (1.0 + state.step) / (10.0 + state.step))
+    teacher, classifier = _plain(state.teacher), _plain(state.nets["c"])
+    for mine, source in zip(_tensors(teacher), _tensors(classifier)):
+        if mine.is_floating_point():
+            mine.lerp_(source, weight)
+        else:
+            mine.copy_(source)
+
+
+def _tensors(module: nn.Module) -> list[torch.Tensor]:
+    return [*module.parameters(), *module.buffers()]
 
 
 def load_frozen_generator(path: str, channels: int, background: torch.Tensor) -> nn.Module:
@@ -96,8 +124,6 @@ def load_frozen_generator(path: str, channels: int, background: torch.Tensor) ->
 
 def checkpoint_file(path: str) -> str:
     """Accept a checkpoint file or a folder holding ``state.pt``."""
-    from pathlib import Path
-
     candidate = Path(path)
     return str(candidate / "state.pt") if candidate.is_dir() else str(candidate)
 
@@ -111,10 +137,6 @@ def apply_hparams(state: TrainState, config: Config) -> None:
     for player, optim in state.optims.items():
         for group in optim.param_groups:
             group["lr"] = _lr(config, player)
-
-
-def current_hparams(state: TrainState) -> dict[str, float]:
-    return {key: getattr(state.config, key) for key in MUTABLE_HPARAMS}
 
 
 def _rng_state() -> dict[str, Any]:
@@ -139,6 +161,7 @@ def state_dict(state: TrainState) -> dict[str, Any]:
         "config": state.config.to_dict(),
         "nets": {name: _plain(net).state_dict() for name, net in state.nets.items()},
         "optims": {name: optim.state_dict() for name, optim in state.optims.items()},
+        "teacher": _plain(state.teacher).state_dict() if state.teacher is not None else None,
         "epoch": state.epoch,
         "step": state.step,
         "best": dict(state.best),
@@ -157,6 +180,11 @@ def load_state_dict(state: TrainState, payload: dict[str, Any], restore_rng: boo
         _plain(net).load_state_dict(payload["nets"][name])
     for name, optim in state.optims.items():
         optim.load_state_dict(payload["optims"][name])
+    if state.teacher is not None:
+        if payload.get("teacher") is None:
+            raise CheckpointError("checkpoint holds no EMA teacher (made before raydaug kept one); it cannot "
+                                  "be loaded into an aug=learned run")
+        _plain(state.teacher).load_state_dict(payload["teacher"])
     state.epoch = int(payload["epoch"])
     state.step = int(payload["step"])
     state.best = dict(payload["best"])

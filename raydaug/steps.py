@@ -5,14 +5,31 @@ the trainer sums them on the device and reads them once per evaluation, so no st
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from .data import Splits, baseline_augment
+from .data import Splits, baseline_augment, disc_augment
 from .losses import bce_real, discriminator_loss, fool_classifier, mode_seeking
-from .state import TrainState
+from .state import TrainState, update_teacher
 
 Metrics = dict[str, torch.Tensor]
+
+
+@contextmanager
+def evaluating(module: nn.Module) -> Iterator[nn.Module]:
+    """``module`` in eval mode for the block: BatchNorm uses (and never updates) its running statistics
+    and dropout is off, so G's pass through C leaves C's buffers as they were and G learns from one
+    deterministic function of its output."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 def _set_grads(params: list[torch.Tensor], loss: torch.Tensor) -> None:
@@ -33,16 +50,24 @@ def sample_noise(state: TrainState, n: int) -> torch.Tensor:
     return torch.randn(n, state.config.noise_dim, device=state.device) * state.config.noise_std
 
 
+def disc_view(state: TrainState, images: torch.Tensor) -> torch.Tensor:
+    """What a discriminator sees of ``images`` (real or fake, in its own step and in G's): the
+    differentiable augmentation of ``disc_aug_p``, or the images themselves."""
+    generator = state.nets["g"]
+    return disc_augment(images, state.config.disc_aug_p, generator.background)
+
+
 def dc_step(state: TrainState, x: torch.Tensor, y: torch.Tensor, fake: torch.Tensor) -> Metrics:
     # one pass over real and fake together (no BatchNorm in the discriminators, so this is exact)
-    logits = state.nets["dc"](torch.cat([x, fake.detach()]), torch.cat([y, y]))
+    logits = state.nets["dc"](disc_view(state, torch.cat([x, fake.detach()])), torch.cat([y, y]))
     loss = discriminator_loss(*logits.chunk(2))
     _update(state, "dc", loss)
     return {"loss/dc": loss.detach()}
 
 
 def dd_step(state: TrainState, x: torch.Tensor, x_pair: torch.Tensor, fake: torch.Tensor) -> Metrics:
-    logits = state.nets["dd"](torch.cat([x, x]), torch.cat([x_pair, fake.detach()]))
+    logits = state.nets["dd"](disc_view(state, torch.cat([x, x])),
+                              disc_view(state, torch.cat([x_pair, fake.detach()])))
     loss = discriminator_loss(*logits.chunk(2))
     _update(state, "dd", loss)
     return {"loss/dd": loss.detach()}
@@ -51,18 +76,23 @@ def dd_step(state: TrainState, x: torch.Tensor, x_pair: torch.Tensor, fake: torc
 def generator_loss(state: TrainState, x: torch.Tensor, y: torch.Tensor, fake: torch.Tensor,
                    diversity: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """L_G = α·adv(DC) + β·adv(DD) + γ·(fool C), each term present only when its switch is on, plus the
-    optional mode-seeking term ``div_weight · ms(G(x,z1), G(x,z2))`` given ``diversity = (fake2, z1, z2)``."""
+    optional mode-seeking term ``div_weight · ms(G(x,z1), G(x,z2))`` given ``diversity = (fake2, z1, z2)``
+    and the teacher term ``teacher_weight · CE(teacher(G(x)), y)``. DC and DD see their augmented view
+    of ``fake``; C is evaluated in eval mode (its buffers stay as they were, no dropout)."""
     config = state.config
     loss = fake.new_zeros(())
     if diversity is not None:
         fake2, z1, z2 = diversity
         loss = loss + config.div_weight * mode_seeking(fake, fake2, z1, z2)
     if config.use_dc:
-        loss = loss + config.alpha * bce_real(state.nets["dc"](fake, y))
+        loss = loss + config.alpha * bce_real(state.nets["dc"](disc_view(state, fake), y))
     if config.use_dd:
-        loss = loss + config.beta * bce_real(state.nets["dd"](x, fake))
+        loss = loss + config.beta * bce_real(state.nets["dd"](disc_view(state, x), disc_view(state, fake)))
     if config.use_gadv:
-        loss = loss + config.gamma * fool_classifier(state.nets["c"](fake), y, config.gadv_form)
+        with evaluating(state.nets["c"]) as c:
+            loss = loss + config.gamma * fool_classifier(c(fake), y, config.gadv_form)
+    if config.teacher_weight > 0:
+        loss = loss + config.teacher_weight * F.cross_entropy(state.teacher(fake), y)
     return loss
 
 
@@ -108,7 +138,12 @@ def train_step(state: TrainState, splits: Splits, raw: torch.Tensor, y: torch.Te
         if config.aug != "none":
             with torch.no_grad():
                 metrics["aug/l1"] = (augmented - raw).abs().mean() / splits.std.mean()
+        state.step += 1
         return metrics
+    if config.base_aug != "none":  # G transforms the hand-made augmentation; DC and DD see it as real
+        raw = baseline_augment(config.base_aug, raw, config.dataset)
+        if raw_pair is not None:
+            raw_pair = baseline_augment(config.base_aug, raw_pair, config.dataset)
     x = splits.normalize(raw)
     z = sample_noise(state, x.shape[0])
     generator = state.nets["g"]
@@ -130,6 +165,7 @@ def train_step(state: TrainState, splits: Splits, raw: torch.Tensor, y: torch.Te
             diversity = (generator(x, z2), z, z2)
         metrics.update(g_step(state, x, y, fake, diversity))
     metrics.update(c_step(state, x, y, fake if cooperative else fake.detach(), train_generator=cooperative))
+    update_teacher(state)
     state.step += 1
     return metrics
 
@@ -149,16 +185,27 @@ def accuracy(state: TrainState, splits: Splits, images: torch.Tensor, labels: to
 
 
 @torch.inference_mode()
-def augmentation_health(state: TrainState, x: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor) -> Metrics:
-    """``aug/l1`` mean |G(x,z) − x|, ``aug/affine_dev`` mean ‖θ − I‖, ``aug/z_div`` mean |G(x,z1) − G(x,z2)|
-    on a fixed batch of normalised training images and fixed noise."""
+def augmentation_health(state: TrainState, x: torch.Tensor, y: torch.Tensor, z1: torch.Tensor,
+                        z2: torch.Tensor) -> Metrics:
+    """On a fixed batch of normalised training images ``x`` (labels ``y``) and fixed noise:
+    ``aug/l1`` mean |G(x,z) − x|; ``aug/affine_dev`` mean ‖θ − I‖; ``aug/z_div`` mean |G(x,z1) − G(x,z2)|;
+    ``aug/x_div`` how much G(x) still depends on x: mean |G(x_i) − G(x_j)| over pairs of different
+    images relative to mean |x_i − x_j| (1 for the identity, 0 for a G that gives one image for every
+    input); ``aug/label_kept`` the fraction of G(x) that the EMA teacher still gives label y, among the x
+    it classifies correctly (so an untrained teacher early in a run does not read as a lost label)."""
     generator = state.nets["g"]
     fake1, theta = generator.transform(x, z1)
     fake2 = generator(x, z2)
     metrics = {"aug/l1": (fake1 - x).abs().mean(), "aug/z_div": (fake1 - fake2).abs().mean()}
+    if x.shape[0] > 1:
+        metrics["aug/x_div"] = ((fake1 - fake1.roll(1, dims=0)).abs().mean()
+                                / (x - x.roll(1, dims=0)).abs().mean().clamp_min(1e-8))
     if theta is not None:
-        identity = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], device=theta.device)
-        metrics["aug/affine_dev"] = (theta - identity).flatten(1).norm(dim=1).mean()
+        metrics["aug/affine_dev"] = (theta - generator.stn.identity).flatten(1).norm(dim=1).mean()
+    if state.teacher is not None:
+        known = state.teacher(x).argmax(dim=1) == y
+        kept = (state.teacher(fake1).argmax(dim=1) == y) & known
+        metrics["aug/label_kept"] = kept.sum() / known.sum().clamp_min(1)
     return metrics
 
 

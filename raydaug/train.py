@@ -114,7 +114,10 @@ class Trainer:
         self._autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.amp)
         eval_generator = torch.Generator(device="cpu").manual_seed(config.seed + 1)
         n_eval = min(64, len(self.splits.train))
-        self.eval_x = self.splits.normalize(self.splits.train.images[:n_eval])
+        # classes interleaved (0, 1, …, 9, 0, 1, …): every grid and health batch shows every class
+        chosen = _interleaved_classes(self._pair_index)[:n_eval]
+        self.eval_x = self.splits.normalize(self.splits.train.images[chosen])
+        self.eval_y = self.splits.train.labels[chosen]
         self.eval_z = [torch.randn(n_eval, config.noise_dim, generator=eval_generator).to(self.device)
                        * config.noise_std for _ in range(3)]
 
@@ -173,7 +176,8 @@ class Trainer:
         metrics: dict[str, Any] = acc.means()
         metrics.update(evaluate(self.state, self.splits))
         if "g" in self.state.nets:
-            metrics.update({k: float(v) for k, v in augmentation_health(self.state, self.eval_x, *self.eval_z[:2]).items()})
+            health = augmentation_health(self.state, self.eval_x, self.eval_y, *self.eval_z[:2])
+            metrics.update({name: float(value) for name, value in health.items()})
         config = self.config
         for player in ("c", "g", "dc", "dd"):
             if player in self.state.optims:
@@ -232,6 +236,16 @@ def _pair_tables(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torc
         members[cls, : len(idx)] = idx
         position[idx] = torch.arange(len(idx), device=labels.device)
     return members, position, counts
+
+
+def _interleaved_classes(pair_index: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Training indices ordered k-th image of class 0, of class 1, …, then the (k+1)-th of each class."""
+    members, _, counts = pair_index
+    rank = torch.arange(members.shape[1], device=members.device).expand_as(members)
+    valid = rank < counts.unsqueeze(1)
+    order = torch.argsort((rank * members.shape[0] + torch.arange(members.shape[0], device=members.device)
+                           .unsqueeze(1))[valid])
+    return members[valid][order]
 
 
 # ---------------------------------------------------------------------- the `raydaug train` command

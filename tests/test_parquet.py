@@ -59,11 +59,9 @@ def test_every_metric_the_trainer_reports_round_trips_through_a_design_column(tm
 
 
 def test_the_trainer_reports_every_design_metric(trainer_report):
-    """DESIGN names with a column that the Trainer does not report yet are listed in the xfail reason
-    (computed, not a fixed list); the test passes once the Trainer reports them all."""
+    """A learned-augmentation trainer reports every DESIGN metric name (the health metrics included)."""
     missing = [name for name in DESIGN_METRICS if name not in trainer_report]
-    if missing:
-        pytest.xfail(f"DESIGN metric names the Trainer does not report yet: {missing}")
+    assert not missing, f"DESIGN metric names the Trainer does not report: {missing}"
 
 
 def test_writer_flushes_whole_parts_every_max_rows_and_missing_metrics_are_null(tmp_path):

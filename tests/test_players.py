@@ -17,12 +17,18 @@ def _batch(trainer: Trainer, n: int = 10):
     return raw, train.labels[index], pair
 
 
+def _tensors(trainer: Trainer, name: str) -> list[torch.Tensor]:
+    """Parameters and buffers (BatchNorm's running statistics) of a player, or of the EMA teacher."""
+    net = trainer.state.teacher if name == "teacher" else trainer.state.nets[name]
+    return [*net.parameters(), *net.buffers()]
+
+
 def _snapshot(trainer: Trainer, name: str) -> list[torch.Tensor]:
-    return [p.detach().clone() for p in trainer.state.nets[name].parameters()]
+    return [t.detach().clone() for t in _tensors(trainer, name)]
 
 
 def _same(before: list[torch.Tensor], trainer: Trainer, name: str) -> bool:
-    return all(torch.equal(a, b) for a, b in zip(before, trainer.state.nets[name].parameters()))
+    return all(torch.equal(a, b) for a, b in zip(before, _tensors(trainer, name)))
 
 
 @pytest.fixture()
@@ -74,22 +80,44 @@ def test_badgan_players_get_gradients_too():
 
 
 def test_each_step_updates_only_its_player(trained):
+    """Parameters and buffers: G's pass through C (its γ term) must not move C's BatchNorm statistics,
+    and no step moves the EMA teacher (only update_teacher does)."""
     state, splits = trained.state, trained.splits
     raw, y, pair = _batch(trained)
     x = splits.normalize(raw)
     fake = state.nets["g"](x, sample_noise(state, x.shape[0]))
+    names = [*state.nets, "teacher"]
     for player, step in [("dc", lambda: dc_step(state, x, y, fake)),
                          ("dd", lambda: dd_step(state, x, splits.normalize(pair), fake)),
                          ("c", lambda: c_step(state, x, y, fake.detach()))]:
-        before = {name: _snapshot(trained, name) for name in state.nets}
+        before = {name: _snapshot(trained, name) for name in names}
         step()
-        for name in state.nets:
+        for name in names:
             assert _same(before[name], trained, name) == (name != player), (player, name)
-    before = {name: _snapshot(trained, name) for name in state.nets}
+    before = {name: _snapshot(trained, name) for name in names}
     fake = state.nets["g"](x, sample_noise(state, x.shape[0]))
     g_step(state, x, y, fake)
-    for name in state.nets:
+    for name in names:
         assert _same(before[name], trained, name) == (name != "g"), ("g", name)
+
+
+def test_accuracy_evaluates_c_in_eval_mode(trained):
+    """Evaluation uses BatchNorm's running statistics and no dropout: it moves no buffer, gives the same
+    number twice, and equals C in eval mode on the whole split; C is back in train mode afterwards."""
+    from raydaug.steps import accuracy
+
+    state, splits = trained.state, trained.splits
+    c = state.nets["c"]
+    buffers = _snapshot(trained, "c")
+    images, labels = splits.test.images, splits.test.labels
+    first = accuracy(state, splits, images, labels, chunk=7)  # small chunks: batch statistics would differ
+    second = accuracy(state, splits, images, labels, chunk=7)
+    assert _same(buffers, trained, "c") and c.training and first == second
+    c.eval()
+    with torch.no_grad():
+        expected = (c(splits.normalize(images)).argmax(dim=1) == labels).float().mean().item()
+    c.train()
+    assert first == pytest.approx(expected)
 
 
 def test_generator_starts_as_the_identity():
@@ -109,7 +137,7 @@ def test_stn_pads_with_the_normalised_background():
     trainer = Trainer(tiny())
     generator = trainer.state.nets["g"]
     with torch.no_grad():
-        generator.stn.head[-1].bias.copy_(torch.tensor([1.0, 0.0, 2.5, 0.0, 1.0, 0.0]))  # shift far out
+        generator.stn.head[-1].bias.copy_(torch.tensor([0.0, 0.0, 2.5, 0.0, 0.0, 0.0]))  # θ − I: shift far out
     out, _ = generator.stn(trainer.eval_x, trainer.eval_z[0], generator.background)
     assert torch.allclose(out, generator.background.expand_as(out), atol=1e-5)
 

@@ -1,4 +1,5 @@
-"""U-Net encoder/decoder conditioned on z, predicting a residual over its input image.
+"""U-Net encoder/decoder conditioned on z, predicting a residual over its input image (each pixel's change
+bounded to ±``bound`` in normalised units when ``bound`` > 0).
 
 With ``use_enc`` the decoder gets the encoder's bottleneck and skip connections; without it (Table 3
 row d, 'DEC from noise or a small code') it starts from a 4×4 average-pooled code of the image and z.
@@ -11,12 +12,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import DownEncoder, NoiseMap, conv, down_steps, encoder_widths
+from .stn import bounded
 
 
 class UNet(nn.Module):
     def __init__(self, channels: int, image_size: int, noise_dim: int, ngf: int, use_enc: bool,
-                 noise_channels: int = 8):
+                 bound: float = 0.0, noise_channels: int = 8):
         super().__init__()
+        self.bound = bound
         levels = down_steps(image_size)
         widths = encoder_widths(ngf, levels)
         self.encoder = DownEncoder(channels, widths) if use_enc else None
@@ -46,4 +49,4 @@ class UNet(nn.Module):
             parts = [h] if skips is None else [h, skips[-2 - level]]
             parts.append(self.noise(z, h.shape[-1]))
             h = merge(torch.cat(parts, dim=1))
-        return x + self.out(h)
+        return x + bounded(self.out(h), self.bound)

@@ -1,0 +1,268 @@
+"""The pieces that keep G a class-preserving augmentation on few images: the hand-made augmentation under
+G, the discriminators' differentiable augmentation, the EMA teacher, bounded transforms, the collapse
+metrics, and G's pass through C leaving C untouched."""
+import pytest
+import torch
+
+import raydaug.steps as steps
+from raydaug.config import Config, ConfigError
+from raydaug.state import update_teacher
+from raydaug.steps import generator_loss, sample_noise, train_step
+from raydaug.train import Trainer
+from tests.helpers import TINY, tiny
+
+
+def _batch(trainer: Trainer, n: int = 10):
+    train = trainer.splits.train
+    index = torch.arange(n)
+    return train.images[index], train.labels[index], train.images[trainer._same_class_partners(index)]
+
+
+def _record_inputs(trainer: Trainer, name: str) -> list[tuple[torch.Tensor, ...]]:
+    seen: list[tuple[torch.Tensor, ...]] = []
+    trainer.state.nets[name].register_forward_hook(lambda module, args, out: seen.append(
+        tuple(arg.detach().clone() for arg in args)))
+    return seen
+
+
+def test_base_aug_is_what_c_dc_and_dd_see_as_real(monkeypatch):
+    """With base_aug, every player's *real* input is base(x): C's real half, DC's real half and both
+    images of DD's real pair; G transforms base(x). A recognisable stand-in for the hand-made
+    augmentation (+0.25) shows where it went."""
+    shifted = []
+    monkeypatch.setattr(steps, "baseline_augment",
+                        lambda name, images, dataset: shifted.append(name) or images + 0.25)
+    trainer = Trainer(tiny(base_aug="light"))
+    raw, y, pair = _batch(trainer)
+    inputs = {name: _record_inputs(trainer, name) for name in ("c", "dc", "dd", "g")}
+    train_step(trainer.state, trainer.splits, raw, y, pair)
+    real, real_pair = trainer.splits.normalize(raw + 0.25), trainer.splits.normalize(pair + 0.25)
+    n = raw.shape[0]
+    assert shifted == ["light", "light"]  # the batch and DD's same-class partners
+    assert torch.allclose(inputs["g"][0][0], real)
+    assert torch.allclose(inputs["c"][-1][0][:n], real)  # C's own step (last): real half, then G(base(x))
+    assert torch.allclose(inputs["dc"][0][0][:n], real)  # DC's step: real half, then fake
+    first, second = inputs["dd"][0]
+    assert torch.allclose(first, torch.cat([real, real])) and torch.allclose(second[:n], real_pair)
+
+
+def test_without_base_aug_the_reals_are_the_images_themselves():
+    trainer = Trainer(tiny())
+    raw, y, pair = _batch(trainer)
+    seen = _record_inputs(trainer, "dc")
+    train_step(trainer.state, trainer.splits, raw, y, pair)
+    assert torch.allclose(seen[0][0][: raw.shape[0]], trainer.splits.normalize(raw))
+
+
+def test_disc_augmentation_reaches_real_and_fake_in_both_steps(monkeypatch):
+    """Every DC/DD input, real and fake, in the discriminators' steps and in G's, goes through the
+    differentiable augmentation; a stand-in that negates the images marks what passed through it."""
+    calls = []
+
+    def negate(images, p, background):
+        calls.append(p)
+        return -images
+
+    monkeypatch.setattr(steps, "disc_augment", negate)
+    trainer = Trainer(tiny(disc_aug_p=0.4))
+    raw, y, pair = _batch(trainer)
+    inputs = {name: _record_inputs(trainer, name) for name in ("dc", "dd", "c")}
+    fakes = []
+    trainer.state.nets["g"].register_forward_hook(lambda module, args, out: fakes.append(out.detach().clone()))
+    torch.manual_seed(0)
+    train_step(trainer.state, trainer.splits, raw, y, pair)
+    x, x_pair, fake = trainer.splits.normalize(raw), trainer.splits.normalize(pair), fakes[0]
+    n = x.shape[0]
+    assert calls and set(calls) == {0.4}
+    (dc_step_in, _), (dc_g_in, _) = inputs["dc"]  # DC's own step, then G's step
+    assert torch.allclose(dc_step_in, -torch.cat([x, fake]), atol=1e-6)
+    assert torch.allclose(dc_g_in, -fake, atol=1e-6)
+    (dd_first, dd_second), (dd_g_first, dd_g_second) = inputs["dd"]
+    assert torch.allclose(dd_first, -torch.cat([x, x])) and torch.allclose(dd_second[:n], -x_pair)
+    assert torch.allclose(dd_second[n:], -fake, atol=1e-6)
+    assert torch.allclose(dd_g_first, -x) and torch.allclose(dd_g_second, -fake, atol=1e-6)
+    # C is not a discriminator: its inputs are never augmented this way
+    assert torch.allclose(inputs["c"][-1][0][:n], x)
+
+
+def test_disc_augment_moves_and_cuts_each_image_and_passes_gradients():
+    from raydaug.data import disc_augment
+
+    torch.manual_seed(0)
+    images = torch.rand(64, 1, 16, 16, requires_grad=True)
+    background = torch.full((1, 1, 1, 1), -0.5)
+    out = disc_augment(images, 1.0, background)
+    cut = (out == -0.5).flatten(1).float().mean(dim=1)
+    assert (cut > 0).all(), "every image is cut out at p=1"
+    assert len({tuple(row.tolist()) for row in (out == -0.5).flatten(1).int()}) > 32, "a square per image"
+    out.sum().backward()
+    assert images.grad is not None and (images.grad.flatten(1).sum(dim=1) > 0).all()
+    assert torch.equal(disc_augment(images, 0.0, background), images)
+    half = disc_augment(images.detach(), 0.5, background)
+    changed = (half != images.detach()).flatten(1).any(dim=1).float().mean()
+    assert 0.5 < changed < 0.95  # roughly 1 − 0.5² of the images get at least one of the two
+
+
+def test_g_step_leaves_c_buffers_untouched_and_sees_no_dropout():
+    """G's pass through C (the γ term) runs C in eval mode: BatchNorm's running statistics (used at
+    evaluation) are not fed G(x)-only batches, and G's loss is a deterministic function of G(x)."""
+    trainer = Trainer(tiny(gamma=1.0, use_dc=False, use_dd=False))  # DC and DD keep their dropout
+    trainer.train_epoch()
+    state = trainer.state
+    raw, y, _ = _batch(trainer)
+    x = trainer.splits.normalize(raw)
+    fake = state.nets["g"](x, sample_noise(state, x.shape[0]))
+    c = state.nets["c"]
+    assert c.training
+    buffers = [b.clone() for b in c.buffers()]
+    losses = [generator_loss(state, x, y, fake) for _ in range(3)]
+    assert all(torch.equal(b, a) for b, a in zip(buffers, c.buffers()))
+    assert losses[0] == losses[1] == losses[2], "dropout was active in G's pass through C"
+    assert c.training, "C is back in train mode afterwards"
+
+
+def test_teacher_gets_no_gradient_and_moves_only_by_ema():
+    config = tiny(teacher_weight=1.0, teacher_decay=0.9)
+    trainer = Trainer(config)
+    trainer.train_epoch()
+    state = trainer.state
+    teacher = state.teacher
+    assert all(not p.requires_grad for p in teacher.parameters()) and not teacher.training
+    raw, y, pair = _batch(trainer)
+    before = [t.detach().clone() for t in [*teacher.parameters(), *teacher.buffers()]]
+    steps_before = state.step
+    train_step(state, trainer.splits, raw, y, pair)
+    assert all(p.grad is None for p in teacher.parameters())
+    weight = 1.0 - min(0.9, (1.0 + steps_before) / (10.0 + steps_before))
+    after_c = [*state.nets["c"].parameters(), *state.nets["c"].buffers()]
+    for old, new, source in zip(before, [*teacher.parameters(), *teacher.buffers()], after_c):
+        if old.is_floating_point():
+            assert torch.allclose(new, old + weight * (source.detach() - old), atol=1e-6)
+        else:
+            assert torch.equal(new, source)
+    # nothing else moves it: the discriminators' and G's updates leave it as it was
+    snapshot = [t.detach().clone() for t in teacher.parameters()]
+    fake = state.nets["g"](trainer.splits.normalize(raw), sample_noise(state, raw.shape[0]))
+    steps.g_step(state, trainer.splits.normalize(raw), y, fake)
+    assert all(torch.equal(a, b) for a, b in zip(snapshot, teacher.parameters()))
+
+
+def test_teacher_term_is_in_g_loss_with_its_weight():
+    trainer = Trainer(tiny(teacher_weight=0.0))
+    trainer.train_epoch()
+    state = trainer.state
+    raw, y, _ = _batch(trainer)
+    x = trainer.splits.normalize(raw)
+    for net in state.nets.values():
+        net.eval()
+    fake = state.nets["g"](x, sample_noise(state, x.shape[0]))
+    without = generator_loss(state, x, y, fake)
+    state.config = state.config.replace(teacher_weight=2.0)
+    with_teacher = generator_loss(state, x, y, fake)
+    expected = 2.0 * torch.nn.functional.cross_entropy(state.teacher(fake), y)
+    assert torch.allclose(with_teacher - without, expected, atol=1e-5)
+    grads = torch.autograd.grad(with_teacher, list(state.nets["g"].parameters()), allow_unused=True)
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_teacher_is_checkpointed(tmp_path):
+    trainer = Trainer(tiny(teacher_decay=0.5))
+    trainer.train_iteration()
+    trainer.save(tmp_path / "state.pt")
+    fresh = Trainer(tiny(teacher_decay=0.5))
+    assert not all(torch.equal(a, b) for a, b in zip(fresh.state.teacher.parameters(),
+                                                      trainer.state.teacher.parameters()))
+    fresh.restore(tmp_path / "state.pt")
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state.teacher.parameters(),
+                                                  trainer.state.teacher.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state.teacher.buffers(), trainer.state.teacher.buffers()))
+
+
+def test_update_teacher_is_a_no_op_for_baselines():
+    trainer = Trainer(tiny(aug="light"))
+    assert trainer.state.teacher is None
+    update_teacher(trainer.state)  # nothing to update, nothing raised
+
+
+@pytest.mark.parametrize("stn_bound, res_bound", [(0.2, 0.5), (0.05, 0.1)])
+def test_bounds_hold_at_extreme_parameters(stn_bound, res_bound):
+    trainer = Trainer(tiny(stn_bound=stn_bound, res_bound=res_bound))
+    generator = trainer.state.nets["g"]
+    x, z = trainer.eval_x, trainer.eval_z[0]
+    with torch.no_grad():
+        out0, theta0 = generator.transform(x, z)
+        assert torch.allclose(theta0, generator.stn.identity.expand_as(theta0)) and torch.allclose(out0, x, atol=1e-5)
+        for param in generator.parameters():
+            param.mul_(0).add_(torch.randn_like(param) * 50.0)
+        moved, theta = generator.transform(x, z)
+        stn_only, _ = generator.stn(x, z, generator.background)
+    deviation = (theta - generator.stn.identity).abs()
+    assert deviation.max() <= stn_bound + 1e-6 and deviation.max() > 0.9 * stn_bound  # reached, never passed
+    residual = (moved - stn_only).abs()
+    assert residual.max() <= res_bound + 1e-6 and residual.max() > 0.9 * res_bound
+
+
+def test_unbounded_transforms_are_the_paper_default():
+    trainer = Trainer(tiny())
+    generator = trainer.state.nets["g"]
+    with torch.no_grad():
+        generator.stn.head[-1].bias.fill_(3.0)
+        _, theta = generator.transform(trainer.eval_x, trainer.eval_z[0])
+    assert torch.allclose(theta - generator.stn.identity, torch.full_like(theta, 3.0))
+
+
+@pytest.mark.parametrize("values, fragment", [
+    ({"base_aug": "mixup"}, "base_aug='mixup' is not allowed"),
+    ({"aug": "light", "base_aug": "trivial"}, "for a hand-made baseline use aug=trivial"),
+    ({"teacher_weight": -1.0}, "teacher_weight=-1.0 is out of range"),
+    ({"teacher_decay": 1.0}, "teacher_decay=1.0 is out of range"),
+    ({"disc_aug_p": 1.5}, "disc_aug_p=1.5 is out of range"),
+    ({"stn_bound": float("inf")}, "stn_bound=inf is out of range"),
+    ({"res_bound": -0.1}, "res_bound=-0.1 is out of range"),
+])
+def test_new_keys_reject_bad_values(values, fragment):
+    with pytest.raises(ConfigError) as error:
+        Config.from_dict({**TINY, **values})
+    assert fragment in str(error.value)
+
+
+def test_collapse_metrics_tell_a_constant_generator_from_the_identity(monkeypatch):
+    """aug/x_div is 1 for the identity and 0 when G gives one image for every input; aug/label_kept, the
+    share of the images the teacher knows whose G(x) it still labels right, is 1 for the identity and
+    about one class in ten for a constant."""
+    trainer = Trainer(tiny(train_per_class=5))
+    for _ in range(3):  # a teacher that knows something
+        trainer.train_epoch()
+    state = trainer.state
+    generator = state.nets["g"]
+    with torch.no_grad():  # G back to the identity (its output layers start at zero)
+        for layer in (generator.stn.head[-1], generator.unet.out):
+            layer.weight.zero_()
+            layer.bias.zero_()
+    x, y = trainer.eval_x, trainer.eval_y
+    identity = steps.augmentation_health(state, x, y, *trainer.eval_z[:2])
+    assert identity["aug/x_div"].item() == pytest.approx(1.0, abs=1e-5)
+    with torch.no_grad():
+        teacher_acc = (state.teacher(x).argmax(dim=1) == y).float().mean().item()
+    constant = x[:1].clone()
+    monkeypatch.setattr(generator, "transform", lambda images, z: (constant.expand_as(images), None))
+    monkeypatch.setattr(type(generator), "forward", lambda self, images, z: constant.expand_as(images))
+    collapsed = steps.augmentation_health(state, x, y, *trainer.eval_z[:2])
+    assert collapsed["aug/x_div"].item() == 0.0
+    # one predicted class for 10 balanced classes: at most the share of that class among the known images
+    assert collapsed["aug/label_kept"].item() <= 0.25
+    assert identity["aug/label_kept"].item() == 1.0  # every image the teacher knows keeps its label
+    assert teacher_acc > 0.5  # so the constant's ≤ 0.25 is a real drop
+
+
+def test_eval_batch_shows_every_class():
+    trainer = Trainer(tiny(train_per_class=5))
+    assert trainer.eval_y[:10].tolist() == list(range(10))
+    assert torch.equal(trainer.splits.normalize(trainer.splits.train.images[
+        (trainer.splits.train.labels == 0).nonzero()[0]]), trainer.eval_x[:1])
+
+
+def test_baseline_runs_count_their_steps():
+    trainer = Trainer(tiny(aug="light"))
+    trainer.train_epoch()
+    assert trainer.state.step == -(-len(trainer.splits.train) // trainer.config.batch_size)
