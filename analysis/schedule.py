@@ -8,11 +8,12 @@ point)::
 
 ``initial_config`` is the config of the lineage's root trial (the trial whose initial weights and
 values started the chain of exploits ending in ``trial_id``); a change at ``k`` governs the training of
-iterations ``k + 1`` onwards, as in Ray's ``PopulationBasedTrainingReplay``.
+iterations ``k + 1`` onwards, as in Ray's ``PopulationBasedTrainingReplay``. Every schedule read is
+checked by :func:`raydaug.schedule.check_schedule` (the one rule, shared with the replay). This module
+reads and writes schedules only: the CLI hands a schedule to ``raydaug.tune.replay`` for a replay.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import PurePosixPath
@@ -24,9 +25,10 @@ import pyarrow.parquet as pq
 
 from analysis.lineage import History
 from analysis.load import RunData, best_rows, load
-from raydaug.config import MUTABLE_HPARAMS, Config
-from raydaug.errors import ConfigError, UsageError
+from raydaug.config import MUTABLE_HPARAMS
+from raydaug.errors import UsageError
 from raydaug.logging.parquet import resolve
+from raydaug.schedule import changes_through, check_schedule
 
 SCHEDULE_METADATA_KEY = b"raydaug.schedule"
 
@@ -59,29 +61,6 @@ def export_schedule(run: RunData, trial_id: str | None = None, metric: str = "ac
 
 def _full(values: dict[str, float], initial: dict[str, Any]) -> dict[str, float]:
     return {key: float(values[key] if key in values else initial[key]) for key in MUTABLE_HPARAMS}
-
-
-def validate_schedule(schedule: Any, source: str) -> dict[str, Any]:
-    """Check a schedule read from a file; UsageError naming the file and the problem."""
-    if not isinstance(schedule, dict) or not {"trial_id", "initial_config", "changes"} <= set(schedule):
-        raise UsageError(f"{source} is not a raydaug schedule (needs trial_id, initial_config, changes)")
-    try:
-        Config.from_dict({**schedule["initial_config"], "preset": ""})
-    except ConfigError as error:
-        raise UsageError(f"{source}: initial_config is not a valid config: {error}") from error
-    last = -1
-    for change in schedule["changes"]:
-        iteration = change.get("training_iteration") if isinstance(change, dict) else None
-        if not isinstance(iteration, int) or iteration <= last or not isinstance(change.get("config"), dict):
-            raise UsageError(f"{source}: changes must be {{training_iteration: int, config: {{...}}}} "
-                             f"with increasing iterations (got {change!r})")
-        unknown = set(change["config"]) - set(MUTABLE_HPARAMS)
-        if unknown:
-            raise UsageError(f"{source}: a change sets {sorted(unknown)}, which are not mutable "
-                             f"({', '.join(MUTABLE_HPARAMS)})")
-        last = iteration
-    schedule.setdefault("metric", "acc/val")
-    return schedule
 
 
 def schedule_table(schedule: dict[str, Any]) -> pa.Table:
@@ -134,15 +113,16 @@ def read_schedule(path: str) -> dict[str, Any]:
     except (pa.ArrowException, OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise UsageError(f"{path} is not a readable schedule file: {type(error).__name__}: "
                          f"{str(error).splitlines()[0] if str(error) else ''}") from error
-    return validate_schedule(schedule, path)
+    check_schedule(schedule, path)
+    schedule.setdefault("metric", "acc/val")
+    return schedule
 
 
 def values_at(schedule: dict[str, Any], iteration: int) -> dict[str, float]:
     """The hyperparameters that train iteration ``iteration`` (1-based) under ``schedule``."""
     values = {key: float(schedule["initial_config"][key]) for key in MUTABLE_HPARAMS}
-    for change in schedule["changes"]:
-        if change["training_iteration"] < iteration:
-            values.update(change["config"])
+    values.update(changes_through(((c["training_iteration"], c["config"]) for c in schedule["changes"]),
+                                  iteration - 1))
     return values
 
 
@@ -155,27 +135,23 @@ def _parent(path: str) -> str:
     return stripped.rsplit("/", 1)[0] if "/" in stripped else "."
 
 
-def schedule_command(args: argparse.Namespace) -> None:
-    """``raydaug schedule export|replay``."""
-    if args.schedule_command == "export":
-        run = load(args.run_dir)
-        schedule = export_schedule(run, args.trial)
-        out = args.out or f"{args.run_dir.rstrip('/')}/schedule_{schedule['trial_id']}.json"
-        write_schedule(schedule, out)
-        print(describe(schedule))
-        print(f"schedule of trial {schedule['trial_id']}: {len(schedule['changes'])} change(s) → {out}")
-        return
-    if _is_schedule_file(args.source):
-        schedule = read_schedule(args.source)
-        storage = args.storage or _parent(args.source)
-    else:
-        schedule = export_schedule(load(args.source), args.trial)
-        storage = args.storage or _parent(args.source)
-    name = args.name or f"replay_{schedule['trial_id']}"
-    from raydaug.tune.replay import run_replay
+def export_command(run_dir: str, trial_id: str | None = None, out: str | None = None) -> str:
+    """``raydaug schedule export``: write the schedule of ``trial_id`` (default: the best trial)."""
+    schedule = export_schedule(load(run_dir), trial_id)
+    out = out or f"{run_dir.rstrip('/')}/schedule_{schedule['trial_id']}.json"
+    write_schedule(schedule, out)
+    print(describe(schedule))
+    print(f"schedule of trial {schedule['trial_id']}: {len(schedule['changes'])} change(s) → {out}")
+    return out
 
-    run_dir = run_replay(schedule, storage, name)
-    print(f"replayed trial {schedule['trial_id']} ({len(schedule['changes'])} change(s)) → {run_dir}")
+
+def schedule_to_replay(source: str, trial_id: str | None = None) -> tuple[dict[str, Any], str]:
+    """(schedule, default storage of the replay) for ``raydaug schedule replay SOURCE``: SOURCE is an
+    exported schedule file or a RUN_DIR (then the schedule of ``trial_id``, default the best trial);
+    the replay goes beside it by default. The CLI hands the schedule to ``raydaug.tune.replay``."""
+    if _is_schedule_file(source):
+        return read_schedule(source), _parent(source)
+    return export_schedule(load(source), trial_id), _parent(source)
 
 
 def describe(schedule: dict[str, Any]) -> str:

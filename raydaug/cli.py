@@ -14,7 +14,7 @@ from raydaug.errors import EXIT_CODES
 
 
 def load_tune_config_base(path: str | None) -> dict[str, Any]:
-    """The base config of a tune_configs module (``experiment().base``), or {} without one."""
+    """The base config of a tune_config (``experiment().base``; a path or a tune_configs name), or {}."""
     if not path:
         return {}
     from raydaug.experiment import load_experiment
@@ -47,9 +47,18 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _cmd_schedule(args: argparse.Namespace) -> int:
-    from analysis.schedule import schedule_command
+    if args.schedule_command == "export":
+        from analysis.schedule import export_command
 
-    schedule_command(args)
+        export_command(args.run_dir, args.trial, args.out)
+        return 0
+    # replay: the schedule comes from analysis (a file, or exported from a run), the run from raydaug.tune
+    from analysis.schedule import schedule_to_replay
+    from raydaug.tune.replay import run_replay
+
+    schedule, beside_source = schedule_to_replay(args.source, args.trial)
+    run_dir = run_replay(schedule, args.storage or beside_source, args.name or f"replay_{schedule['trial_id']}")
+    print(f"replayed trial {schedule['trial_id']} ({len(schedule['changes'])} change(s)) → {run_dir}")
     return 0
 
 

@@ -1,17 +1,22 @@
 """What a ``tune_configs/*.py`` module describes: plain data, no Ray import here.
 
-A tune_config defines ``experiment() -> Experiment``. Search-space values may be Ray Tune domains
+A tune_config defines ``experiment() -> Experiment`` and, optionally, ``followup(run_dir) -> Experiment |
+None`` (a second stage built from the first one's results). Search-space values may be Ray Tune domains
 (``tune.loguniform``...), built by the tune_config itself; only ``raydaug.tune`` interprets them.
+
+:func:`load_tune_config` takes a path to a file, or the bare name of a module of the installed
+``tune_configs`` package (found through ``importlib``, so ``raydaug tune digits_pbt`` works from any folder).
 """
 from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from .config import Config
 from .errors import ConfigError
+
+PACKAGE = "tune_configs"
 
 
 @dataclass(frozen=True)
@@ -33,23 +38,52 @@ class Experiment:
     max_failures: int = 2
     checkpoints_to_keep: int = 2
 
-    def base_config(self, overrides: dict[str, Any] | None = None, smoke: bool = False) -> Config:
-        values = dict(self.base)
-        if smoke:
-            values.update(self.smoke)
-        values.update(overrides or {})
-        return Config.from_dict(values)
+
+@dataclass(frozen=True)
+class TuneConfigModule:
+    """A loaded tune_config module: its experiment and its optional follow-up factory."""
+
+    path: Path
+    experiment: Experiment
+    followup: Callable[[str], Experiment | None] | None = None
+
+    def followup_experiment(self, run_dir: str) -> Experiment | None:
+        """The follow-up stage for the first stage's ``run_dir``, or None."""
+        if self.followup is None:
+            return None
+        experiment = self.followup(run_dir)
+        if experiment is not None and not isinstance(experiment, Experiment):
+            raise ConfigError(f"{self.path}: followup() must return an Experiment or None, "
+                              f"got {type(experiment).__name__}")
+        return experiment
 
 
-def load_experiment(path_or_name: str) -> Experiment:
-    """Import a tune_config by path (``tune_configs/x.py``) or bare name (``x``) and call experiment()."""
-    path = Path(path_or_name)
-    if not path.suffix:
-        path = Path("tune_configs") / f"{path_or_name}.py"
-        if not path.exists():
-            path = Path(__file__).resolve().parent.parent / "tune_configs" / f"{path_or_name}.py"
-    if not path.is_file():
-        raise ConfigError(f"tune_config {path_or_name!r} not found (looked for {path})")
+def packaged_names() -> list[str]:
+    """The experiments of the installed ``tune_configs`` package (modules not starting with ``_``)."""
+    spec = importlib.util.find_spec(PACKAGE)
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    return sorted({path.stem for folder in folders for path in Path(folder).glob("*.py")
+                   if not path.stem.startswith("_")})
+
+
+def tune_config_file(path_or_name: str) -> Path:
+    """The file of a tune_config: ``path_or_name`` itself when it names a file (``x.py``, ``dir/x.py``),
+    else the module of that name in the installed ``tune_configs`` package."""
+    path = Path(path_or_name).expanduser()
+    if path.suffix or "/" in path_or_name:
+        if not path.is_file():
+            raise ConfigError(f"tune_config {path_or_name!r} not found (no file {path})")
+        return path
+    spec = importlib.util.find_spec(f"{PACKAGE}.{path_or_name}") if path_or_name.isidentifier() else None
+    if spec is None or spec.origin is None or path_or_name.startswith("_"):
+        raise ConfigError(f"tune_config {path_or_name!r} not found: not a file and not one of the "
+                          f"{PACKAGE} package's experiments ({', '.join(packaged_names())})")
+    return Path(spec.origin)
+
+
+def load_tune_config(path_or_name: str) -> TuneConfigModule:
+    """Import a tune_config (by path or bare name) once: its ``experiment()`` and ``followup``."""
+    path = tune_config_file(path_or_name)
     spec = importlib.util.spec_from_file_location(f"raydaug_tune_config_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     try:
@@ -63,4 +97,12 @@ def load_experiment(path_or_name: str) -> Experiment:
     if not isinstance(experiment, Experiment):
         raise ConfigError(f"tune_config {path}: experiment() must return raydaug.experiment.Experiment, "
                           f"got {type(experiment).__name__}")
-    return experiment
+    followup = getattr(module, "followup", None)
+    if followup is not None and not callable(followup):
+        raise ConfigError(f"tune_config {path}: followup must be a function (run_dir) -> Experiment | None")
+    return TuneConfigModule(path=path, experiment=experiment, followup=followup)
+
+
+def load_experiment(path_or_name: str) -> Experiment:
+    """The Experiment of a tune_config (see :func:`load_tune_config`)."""
+    return load_tune_config(path_or_name).experiment

@@ -3,6 +3,7 @@ replay, and bad input rejected before any trial starts."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import signal
@@ -20,7 +21,7 @@ from raydaug.checkpoint import load_checkpoint  # noqa: E402
 from raydaug.cli import main  # noqa: E402
 from raydaug.errors import UsageError  # noqa: E402
 from raydaug.config import MUTABLE_HPARAMS, Config, ConfigError  # noqa: E402
-from raydaug.experiment import Experiment  # noqa: E402
+from raydaug.experiment import Experiment, load_experiment  # noqa: E402
 from raydaug.train import Trainer  # noqa: E402
 from raydaug.tune import runner  # noqa: E402
 from raydaug.tune.cluster import check_cluster  # noqa: E402
@@ -28,6 +29,10 @@ from raydaug.tune.replay import run_replay  # noqa: E402
 from raydaug.tune.trainable import trial_config  # noqa: E402
 from tests.helpers import TINY  # noqa: E402
 
+# CPUs per trial on the session's 2-CPU Ray so that a 2-trial population runs one trial at a time. Two
+# concurrent trials do not always overlap (a worker that starts late finds the other trial finished) and
+# PBT compares only unfinished trials: such a run exploits nothing.
+ONE_AT_A_TIME = 1.5
 LR_KEYS = {"lr_c": "lr/c", "lr_g": "lr/g", "lr_dc": "lr/dc", "lr_dd": "lr/dd"}
 HP_KEYS = {"alpha": "hp/alpha", "beta": "hp/beta", "gamma": "hp/gamma"}
 
@@ -59,11 +64,13 @@ def read_parquet(run_dir: str, table: str) -> pd.DataFrame:
 def test_pbt_exploit_restores_donor_checkpoint_and_new_hyperparameters(ray_session, tmp_path):
     experiment = Experiment(
         name="pbt", base={**TINY, "epochs": 4},
-        # a classifier that cannot learn (lr_c 1e-6) is always the lower half: exploits are certain
+        # a classifier that cannot learn (lr_c 1e-6) is always the lower half, and with 1.5 of the 2 CPUs
+        # per trial the two alternate (PBT pauses each at every report while the other waits): exploits
+        # are certain, whatever the time a worker takes to start (ONE_AT_A_TIME)
         search_space={"alpha": tune.loguniform(0.02, 0.5), "lr_c": tune.grid_search([1e-6, 3e-3])},
         scheduler="pbt",
         scheduler_options={"perturbation_interval": 1, "quantile_fraction": 0.5, "resample_probability": 0.5},
-        num_samples=1, cpus_per_trial=1.0, checkpoints_to_keep=2)
+        num_samples=1, cpus_per_trial=ONE_AT_A_TIME, checkpoints_to_keep=2)
     plan = runner.plan_experiment(experiment, tune_args(storage=str(tmp_path)))
     recorder = Recorder()
     results, plan = runner.launch(plan, [recorder], log=lambda _: None)
@@ -115,6 +122,45 @@ def test_pbt_exploit_restores_donor_checkpoint_and_new_hyperparameters(ray_sessi
     metrics = read_parquet(plan.run_dir, "metrics")
     for trial_id, frame in metrics.groupby("trial_id", observed=True):
         assert set(frame["training_iteration"]) == {1, 2, 3, 4}, trial_id
+
+
+def first_report_with(rows: list[dict], trial: str, values: dict[str, float]) -> dict | None:
+    """The trial's first result after a restore whose config holds ``values``."""
+    for row in rows:
+        config = row["result"]["config"]
+        if (row["trial"] == trial and "checkpoint/restored_sha256" in row["result"]
+                and {key: float(config[key]) for key in values} == pytest.approx(values)):
+            return row["result"]
+    return None
+
+
+def test_pb2_on_the_smoke_config_records_exploits_and_trains_on_the_new_values(ray_session, tmp_path):
+    """The smoke experiment with scheduler="pb2": PB2 exploits (recorded in pbt_events), and the values
+    its GP-bandit explore chose are the ones the exploited trial reports (and so trains with) next."""
+    smoke = load_experiment("smoke")
+    options = {k: v for k, v in smoke.scheduler_options.items() if k != "resample_probability"}  # PBT only
+    experiment = dataclasses.replace(smoke, scheduler="pb2", scheduler_options=options)
+    plan = runner.plan_experiment(experiment, tune_args(storage=str(tmp_path), smoke=True,
+                                                        cpus_per_trial=ONE_AT_A_TIME))
+    assert plan.scheduler == "pb2"
+    recorder = Recorder()
+    results, plan = runner.launch(plan, [recorder], log=lambda _: None)
+    assert not results.errors
+    events = read_parquet(plan.run_dir, "pbt_events")
+    assert not events.empty, "PB2 never exploited"
+    assert set(events["key"]) == set(MUTABLE_HPARAMS)
+    checked = 0
+    for _, rows in events.groupby("timestamp"):
+        new = dict(zip(rows["key"], rows["new_value"]))
+        assert new != dict(zip(rows["key"], rows["old_value"]))
+        report = first_report_with(recorder.rows, rows["dst_trial"].iloc[0], new)
+        if report is None:
+            continue  # exploited at its last perturbation
+        assert report["training_iteration"] == int(rows["training_iteration"].iloc[0]) + 1
+        for key, metric in {**HP_KEYS, **LR_KEYS}.items():
+            assert report[metric] == pytest.approx(new[key], rel=1e-12), key
+        checked += 1
+    assert checked >= 1
 
 
 # ---------------------------------------------------------------------- actor reuse
@@ -278,3 +324,82 @@ def test_every_tune_config_plans_in_smoke_and_full_size(tmp_path, name):
     if full.scheduler == "pbt":
         assert full.settings.perturbation_interval % (full.base.checkpoint_every // full.base.eval_every) == 0
 
+
+
+@pytest.mark.parametrize("scheduler", ["pbt", "pb2"])
+def test_a_population_searching_over_seed_is_refused_before_ray_starts(tmp_path, monkeypatch, capsys, scheduler):
+    """The seed decides the data split: a PBT/PB2 exploit across seeds would train on another member's
+    test images. Refused with a ConfigError naming seed, exit 2, before Ray is started."""
+    def trap(*args, **kwargs):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr("raydaug.tune.runner.connect", trap)
+    monkeypatch.setattr(ray, "init", trap)
+    path = write_config(tmp_path, "def experiment():\n    return Experiment(name='x', base={}, "
+                                  f"scheduler={scheduler!r}, search_space={{'seed': tune.grid_search([0, 1])}})\n")
+    with pytest.raises(ConfigError, match=r"must share one seed.*--set seed=N"):
+        runner.plan_from_args(tune_args(config=path, storage=str(tmp_path / "runs")))
+    assert main(["tune", path, "--storage", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "seed" in err and err.startswith("raydaug: error:")
+    assert not (tmp_path / "runs").exists()
+    # one seed per population is fine (and a fifo grid over seeds too)
+    runner.plan_from_args(tune_args(config=path, storage=str(tmp_path / "runs"), set=["seed=3"]))
+
+
+# ---------------------------------------------------------------------- tune_configs
+def test_tune_configs_are_found_as_the_installed_package_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no tune_configs/ here
+    plan = runner.plan_from_args(tune_args(config="smoke", storage=str(tmp_path / "runs")))
+    assert plan.experiment.name == "smoke"
+    assert plan.module.path == Path(__file__).resolve().parents[1] / "tune_configs" / "smoke.py"
+    # a path to a file still works, relative to the working folder
+    (tmp_path / "mine.py").write_text("from raydaug.experiment import Experiment\n"
+                                      "def experiment():\n    return Experiment(name='mine', base={})\n")
+    assert runner.plan_from_args(tune_args(config="mine.py", storage=str(tmp_path / "runs"))).name == "mine"
+    with pytest.raises(ConfigError, match=r"tune_config 'nosuch' not found: .*digits_pbt.*smoke"):
+        runner.plan_from_args(tune_args(config="nosuch", storage=str(tmp_path / "runs")))
+    with pytest.raises(ConfigError, match="not found"):  # the package's helper module is not an experiment
+        runner.plan_from_args(tune_args(config="_common", storage=str(tmp_path / "runs")))
+
+
+def test_the_cli_finds_a_tune_config_by_name_from_another_folder(tmp_path):
+    """`raydaug tune NAME` as a user types it, from a folder without tune_configs/ (the editable install's
+    finder supplies the package): the experiment is found and planned (a bad --set then stops it)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "raydaug", "tune", "digits_pbt", "--storage", str(tmp_path / "r"),
+                           "--set", "colour=red"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "unknown config key 'colour'" in done.stderr, done.stderr
+
+
+def test_a_followup_comes_from_the_one_loaded_module(tmp_path):
+    """The tune_config module is executed once: its follow-up is the function loaded with experiment()."""
+    counter = tmp_path / "executions.txt"
+    path = tmp_path / "two_stage.py"
+    path.write_text(
+        "from pathlib import Path\nfrom raydaug.experiment import Experiment\n"
+        f"counter = Path({str(counter)!r})\ncounter.write_text(counter.read_text() + 'x' if counter.exists() else 'x')\n"
+        "def experiment():\n    return Experiment(name='first', base={})\n"
+        "def followup(run_dir):\n    return Experiment(name='second', base={'data_dir': run_dir})\n")
+    plan = runner.plan_from_args(tune_args(config=str(path), storage=str(tmp_path / "runs")))
+    second = runner._followup(plan)
+    assert second.name == "second" and second.base == {"data_dir": plan.run_dir}
+    assert counter.read_text() == "x"
+
+
+def test_the_summary_reads_a_run_as_analysis_does(tmp_path):
+    """The best row of `raydaug tune`'s summary: a restored trial's superseded row does not count."""
+    from raydaug.logging import parquet as P
+    from raydaug.tune.summary import best_row
+
+    run = str(tmp_path / "run")
+    for stamp, rows in ((1.0, [(1, 0.5), (2, 0.99)]), (2.0, [(2, 0.6)])):  # iteration 2 reported again
+        writer = P.metrics_writer(run, "t1")
+        for iteration, value in rows:
+            writer.append({**P.metrics_row({"acc/val": value, "acc/test": value}, iteration, 1.0), "timestamp": stamp})
+        writer.flush()
+    best = best_row(run)
+    assert best["acc/val"] == 0.6 and best["training_iteration"] == 2 and best["trial_id"] == "t1"
+    assert best_row(str(tmp_path / "empty")) is None

@@ -1,6 +1,6 @@
 """Buffered Parquet writers with explicit schemas, writing whole files (temp + rename).
 
-Layout (DESIGN): ``RUN_DIR/parquet/metrics/trial_id=<id>/part-<n>.parquet``, ``.../trials/part-<n>.parquet``,
+Layout (docs/analysis.md, "Columns"): ``RUN_DIR/parquet/metrics/trial_id=<id>/part-<n>.parquet``, ``.../trials/part-<n>.parquet``,
 ``.../pbt_events/part-<n>.parquet``. Part names carry a timestamp and a random suffix so writers in
 different processes (Tune workers, the driver, a resumed run) never collide.
 """
@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-# Every metric of DESIGN's contract, in a fixed order; missing values are nulls.
+# Every reported metric (docs/analysis.md, "Columns"), in a fixed order; missing values are nulls.
 METRIC_COLUMNS = (
     "loss/c", "loss/g", "loss/dc", "loss/dd", "acc/train", "acc/val", "acc/test", "acc/aug",
     "lr/c", "lr/g", "lr/dc", "lr/dd", "hp/alpha", "hp/beta", "hp/gamma", "epoch", "step",

@@ -17,7 +17,7 @@ from ray.tune.search.sample import Categorical, Domain, Float, Function, Integer
 
 from raydaug.config import FIELD_TYPES, Config, parse_overrides
 from raydaug.errors import ConfigError, UsageError
-from raydaug.experiment import Experiment, load_experiment
+from raydaug.experiment import Experiment, TuneConfigModule, load_tune_config
 from raydaug.tune.cluster import check_address
 from raydaug.tune.schedulers import SCHEDULERS, PopulationSettings, checkpoint_interval, population_settings
 from raydaug.tune.storage import check_run_dir, check_storage
@@ -48,6 +48,7 @@ class TunePlan:
     resume: bool = False
     smoke: bool = False
     config_path: str = ""
+    module: TuneConfigModule | None = None   # the loaded tune_config (its follow-up), when there is one
     notes: list[str] = field(default_factory=list)
 
     def resources(self) -> dict[str, float]:
@@ -55,15 +56,16 @@ class TunePlan:
 
 
 def plan_from_args(args: argparse.Namespace) -> TunePlan:
-    experiment = load_experiment(args.config)
-    return plan_experiment(experiment, args, config_path=args.config)
+    module = load_tune_config(args.config)
+    return plan_experiment(module.experiment, args, config_path=args.config, module=module)
 
 
 def _is_search_value(value: Any) -> bool:
     return isinstance(value, Domain) or (isinstance(value, Mapping) and "grid_search" in value)
 
 
-def plan_experiment(experiment: Experiment, args: argparse.Namespace, config_path: str = "") -> TunePlan:
+def plan_experiment(experiment: Experiment, args: argparse.Namespace, config_path: str = "",
+                    module: TuneConfigModule | None = None) -> TunePlan:
     smoke = bool(arg(args, "smoke", False))
     base_raw = dict(experiment.base)
     search = dict(experiment.search_space)
@@ -152,7 +154,7 @@ def plan_experiment(experiment: Experiment, args: argparse.Namespace, config_pat
                     param_space=param_space, scheduler=scheduler, settings=settings, num_samples=int(num_samples),
                     cpus_per_trial=cpus, gpus_per_trial=gpus, gpus_from_cli=gpus_cli is not None,
                     max_failures=max_failures, checkpoints_to_keep=keep, metric=metric, mode=mode,
-                    address=address, resume=resume, smoke=smoke, config_path=config_path)
+                    address=address, resume=resume, smoke=smoke, config_path=config_path, module=module)
 
 
 def arg(args: argparse.Namespace, name: str, default: Any) -> Any:

@@ -10,10 +10,10 @@ import ray
 from ray import tune
 
 from raydaug.experiment import Experiment
+from raydaug.schedule import check_schedule
 from raydaug.tune.cluster import alive_nodes, check_cluster, connect
 from raydaug.tune.plan import plan_experiment
 from raydaug.tune.runner import build_run_config, build_trainable, quiet_tune
-from raydaug.tune.schedulers import check_schedule
 from raydaug.tune.storage import make_run_dir, write_text
 from raydaug.tune.summary import raise_on_errors, summarize
 from raydaug.tune.trainable import REPLAY_KEY
@@ -29,7 +29,7 @@ def run_replay(schedule: Mapping[str, Any], storage: str, name: str, cpus_per_tr
     after k) but the trial applies each change itself, in place, after its report of iteration k: Ray's
     replay pauses and restores the trial at every change, and in Ray 2.60 the save it schedules before
     pausing leaves a stale STOP decision behind that ends the trial one iteration after the last change."""
-    initial, changes = check_schedule(schedule)
+    initial, changes = check_schedule(schedule, f"the schedule of trial {schedule.get('trial_id', '?')}")
     # the recorded config names the device the source trial ran on; the replay follows its own resources
     values = {**initial.to_dict(), "preset": "", "device": "auto"}
     experiment = Experiment(name=name, base=values, scheduler="fifo",

@@ -15,16 +15,13 @@ The phases, one module each, so that every check runs before Ray starts a trial:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import warnings
-from pathlib import Path
 from typing import Callable, Sequence
 
 import ray
 from ray import tune
 
-from raydaug.errors import ConfigError
 from raydaug.experiment import Experiment
 from raydaug.tune.callbacks import ProgressTable, RegisterCheckpointOnce
 from raydaug.tune.cluster import alive_nodes, check_cluster, connect
@@ -73,8 +70,15 @@ def build_tuner(plan: TunePlan, callbacks: Sequence[tune.Callback] = ()) -> tune
 
 
 def quiet_tune() -> None:
-    """Silence two Tune warnings that do not apply here: snapshots forced by num_to_keep (frequent with
-    short iterations, harmless), and PBT's num_to_keep ≤ 2 caution (exploits copy the donor's checkpoint)."""
+    """Keep Ray's own lines out of the way of the progress table and the summary.
+
+    * Ray's output engine prints a configuration box and "To visualize your results with TensorBoard,
+      run: tensorboard --logdir /tmp/ray/session_*/.../driver_artifacts", the driver's staging folder,
+      not RUN_DIR; its legacy engine (``RAY_AIR_NEW_OUTPUT=0``, read by ``tune.run`` at ``fit()``) prints
+      nothing at ``verbose=0``; our summary names the TensorBoard folder instead (tested).
+    * Snapshots forced by num_to_keep (frequent with short iterations, harmless), and PBT's
+      num_to_keep ≤ 2 caution (exploits copy the donor's checkpoint)."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     warnings.filterwarnings("ignore", message=r"Using `CheckpointConfig.num_to_keep <= 2` with PBT")
 
@@ -122,24 +126,8 @@ def run_tune(args: argparse.Namespace, callbacks: Sequence[tune.Callback] = (),
 
 def _followup(plan: TunePlan) -> Experiment | None:
     """A tune_config may define ``followup(run_dir) -> Experiment`` for a second stage built from the
-    first one's checkpoints (Fig. 4: C on frozen G snapshots)."""
-    if not plan.config_path:
-        return None
-    path = Path(plan.config_path)
-    if not path.suffix:
-        path = Path("tune_configs") / f"{plan.config_path}.py"
-        if not path.exists():
-            path = Path(__file__).resolve().parents[2] / "tune_configs" / f"{plan.config_path}.py"
-    spec = importlib.util.spec_from_file_location(f"raydaug_followup_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    factory = getattr(module, "followup", None)
-    if not callable(factory):
-        return None
-    experiment = factory(plan.run_dir)
-    if experiment is not None and not isinstance(experiment, Experiment):
-        raise ConfigError(f"{path}: followup() must return an Experiment or None")
-    return experiment
+    first one's checkpoints (Fig. 4: C on frozen G snapshots); the module loaded for the plan has it."""
+    return plan.module.followup_experiment(plan.run_dir) if plan.module is not None else None
 
 
 __all__ = ["TunePlan", "plan_from_args", "plan_experiment", "build_tuner", "build_trainable", "build_run_config",

@@ -1,4 +1,4 @@
-"""PBT / PB2 over the live hyperparameters, and the check of an exported schedule before its replay.
+"""PBT / PB2 over the live hyperparameters.
 
 Both population schedulers subclass Ray's so that every exploit (a) writes one ``pbt_events`` row per
 mutated key on the driver, taken from the scheduler's own decision, and (b) copies the donor's
@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import pyarrow.fs as pafs
 from ray import tune
 from ray.train._internal.checkpoint_manager import _TrainingResult
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, PopulationBasedTraining, TrialScheduler
 from ray.tune.schedulers.pb2 import PB2, import_pb2_dependencies
 
@@ -123,12 +124,38 @@ class ClampToRanges:
 
 
 class _ExploitRecorder:
-    """Mixin for Ray's PBT and PB2: Parquet ``pbt_events`` rows and a private copy of the donor's checkpoint."""
+    """Mixin for Ray's PBT and PB2: Parquet ``pbt_events`` rows, a private copy of the donor's checkpoint,
+    and a fair choice of the next trial to run after an exploit."""
 
     run_dir: str
     event_keys: tuple[str, ...]
 
+    def _waiting_after_exploit(self) -> set[str]:
+        """Ids of the trials exploited since they last reported (a set made on first use, so that a
+        scheduler pickled before this attribute existed still restores)."""
+        if not hasattr(self, "_exploited_not_run"):
+            self._exploited_not_run: set[str] = set()
+        return self._exploited_not_run
+
+    def choose_trial_to_run(self, tune_controller):
+        """Ray's PBT runs the waiting trial with the smallest ``last_train_time``; an exploited trial
+        inherits its donor's, so on a tie with that donor (both paused: more trials than slots) it ran
+        again, reported below the donor's stale score and cloned the same checkpoint of the donor again,
+        up to 37 times in a row (seen with 2 trials on 1 slot). On a tie, a trial not just exploited
+        runs first."""
+        chosen = super().choose_trial_to_run(tune_controller)
+        waiting = self._waiting_after_exploit()
+        if chosen is None or chosen.trial_id not in waiting:
+            return chosen
+        time = self._trial_state[chosen].last_train_time
+        for other in tune_controller.get_trials():
+            if (other is not chosen and other.status in (Trial.PENDING, Trial.PAUSED)
+                    and other.trial_id not in waiting and self._trial_state[other].last_train_time == time):
+                return other
+        return chosen
+
     def on_trial_result(self, tune_controller, trial, result):
+        self._waiting_after_exploit().discard(trial.trial_id)
         _sync_checkpoint_index(trial, result)
         if _is_last_report(trial, result):
             # an exploit now would restore a checkpoint and end at once: nothing would train on it
@@ -140,14 +167,16 @@ class _ExploitRecorder:
         donor_result = self._trial_state[trial_to_clone].last_result or {}
         own_result = self._trial_state[trial].last_result or {}
         super()._exploit(tune_controller, trial, trial_to_clone)
+        self._waiting_after_exploit().add(trial.trial_id)
         self._own_checkpoint(trial)
         if not self._synch:  # synchronous PBT pauses with a checkpoint, which Ray does register
             _drop_unregistered_checkpoint(trial, own_result)
         iteration = int(donor_result.get("training_iteration", 0))
         writer = pbt_events_writer(self.run_dir)
+        now = time.time()  # one exploit, one timestamp on all of its rows
         for key in self.event_keys:
             writer.append({
-                "timestamp": time.time(), "training_iteration": iteration,
+                "timestamp": now, "training_iteration": iteration,
                 "src_trial": trial_to_clone.trial_id, "dst_trial": trial.trial_id, "key": key,
                 "old_value": _float(old_config.get(key)), "new_value": _float(trial.config.get(key)),
             })
@@ -250,29 +279,6 @@ def build_scheduler(kind: str, run_dir: str, settings: PopulationSettings | None
             raise ConfigError("scheduler=pb2 needs scikit-learn: pip install scikit-learn")
         return RecordingPB2(run_dir, settings)
     raise ConfigError(f"scheduler={kind!r} is unknown; choose one of {', '.join(SCHEDULERS)}")
-
-
-# ---------------------------------------------------------------------- replay
-def check_schedule(schedule: Mapping[str, Any]) -> tuple[Config, list[tuple[int, dict[str, Any]]]]:
-    """Validate the schedule file format of HELPERS-CONTEXT (shared with ``analysis.schedule``)."""
-    for key in ("initial_config", "changes"):
-        if key not in schedule:
-            raise ConfigError(f"schedule has no {key!r} field")
-    initial = Config.from_dict({**schedule["initial_config"], "preset": ""})
-    changes: list[tuple[int, dict[str, Any]]] = []
-    previous = 0
-    for change in schedule["changes"]:
-        iteration = int(change["training_iteration"])
-        values = dict(change["config"])
-        bad = sorted(set(values) - set(MUTABLE_HPARAMS))
-        if bad:
-            raise ConfigError(f"schedule change at iteration {iteration} sets {bad}; only {MUTABLE_HPARAMS} may change")
-        if iteration < previous:
-            raise ConfigError("schedule changes must be sorted by training_iteration")
-        initial.replace(**values)  # validates the values
-        changes.append((iteration, values))
-        previous = iteration
-    return initial, changes
 
 
 def _float(value: Any) -> float | None:

@@ -9,26 +9,18 @@ from typing import Any, Callable
 import pyarrow.fs as pafs
 
 from raydaug.errors import TrialsFailedError
+from raydaug.logging.parquet import resolve
+from raydaug.logging.reader import read_metrics
 from raydaug.tune.plan import TunePlan
 
 
 def best_row(run_dir: str, metric: str = "acc/val", mode: str = "max") -> dict[str, Any] | None:
-    """The best metrics row of the run, from its Parquet (the last written row of each
-    (trial, iteration) counts, as in analysis.load)."""
-    import pyarrow.dataset as ds
-
-    from raydaug.logging.parquet import resolve
-
-    filesystem, root = resolve(run_dir)
-    folder = f"{root}/parquet/metrics"
-    if filesystem.get_file_info(folder).type != pafs.FileType.Directory:
-        return None
-    frame = ds.dataset(folder, filesystem=filesystem, format="parquet", partitioning="hive",
-                       exclude_invalid_files=True).to_table().to_pandas()
+    """The best metrics row of the run, read as ``analysis.load`` reads it (the core's reader: the last
+    written row of each (trial, iteration) counts, unreadable parts are skipped); None without one."""
+    frame, _ = read_metrics(run_dir)
     frame = frame.dropna(subset=[metric]) if metric in frame else frame.iloc[0:0]
     if frame.empty:
         return None
-    frame = frame.sort_values("timestamp").drop_duplicates(["trial_id", "training_iteration"], keep="last")
     index = frame[metric].idxmax() if mode == "max" else frame[metric].idxmin()
     return frame.loc[index].to_dict()
 
@@ -43,7 +35,26 @@ def summarize(results, plan: TunePlan, log: Callable[[str], None] = print) -> No
     if unfinished:
         log(f"interrupted: {len(unfinished)} trial(s) did not reach their last epoch; continue with: "
             f"raydaug tune {plan.config_path or plan.name} --name {plan.name} --storage {plan.storage} --resume")
+    board = tensorboard_line(plan.run_dir)
+    if board:
+        log(board)
     log(f"results in {plan.run_dir} (Parquet under parquet/); report: raydaug analyze {plan.run_dir}")
+
+
+def tensorboard_line(run_dir: str) -> str | None:
+    """Where TensorBoard finds this run: Ray Tune's logger writes every reported metric of a trial as
+    TensorBoard scalars into the trial's folder of RUN_DIR (``events.out.tfevents.*``); the trials write
+    no image grids (``raydaug train`` does, into ``OUT/tensorboard``). None when there are no such files."""
+    filesystem, root = resolve(run_dir)
+    folders = [info for info in filesystem.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+               if info.type == pafs.FileType.Directory and _TRIAL_ID_IN_PATH.search(info.base_name)]
+    if not any(entry.base_name.startswith("events.out.tfevents")
+               for folder in folders for entry in filesystem.get_file_info(pafs.FileSelector(folder.path))):
+        return None
+    if isinstance(filesystem, pafs.LocalFileSystem):
+        return f"TensorBoard (every reported metric, one run per trial): tensorboard --logdir {root}"
+    return (f"TensorBoard (every reported metric, one run per trial): the trial folders of {run_dir} hold the "
+            f"event files; copy them to a local folder and run tensorboard --logdir on it")
 
 
 def _unfinished(result) -> bool:

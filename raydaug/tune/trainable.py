@@ -1,6 +1,6 @@
 """The Tune trainable: a thin shell that drives :class:`raydaug.train.Trainer` for one trial.
 
-Every iteration (``eval_every`` epochs) it reports the DESIGN metrics with ``tune.report``; at
+Every iteration (``eval_every`` epochs) it reports the metrics (the columns of docs/analysis.md) with ``tune.report``; at
 checkpoint iterations (``checkpoint_every`` epochs, and the last one) it first makes its Parquet
 rows durable, then reports the checkpoint; a non-finite loss makes the rows so far durable and fails
 the trial (``NonFiniteLossError`` names the player, step, epoch and iteration). A restore
@@ -28,6 +28,7 @@ from ray import tune
 from raydaug.config import FIELD_TYPES, Config
 from raydaug.errors import ConfigError, NonFiniteLossError
 from raydaug.logging.parquet import metrics_row, metrics_writer, trial_row, trials_writer
+from raydaug.schedule import changes_through
 from raydaug.train import Trainer
 
 STATE_FILE = "state.pt"
@@ -79,10 +80,7 @@ def checkpoint_header_sha(path: Path) -> str:
 def scheduled_config(config: Config, schedule: Any, iteration: int) -> Config:
     """``config`` with every schedule change at or before ``iteration`` applied (a change at k governs
     the iterations after k, as in Ray's PopulationBasedTrainingReplay)."""
-    changes = {}
-    for at, values in schedule or ():
-        if int(at) <= iteration:
-            changes.update(values)
+    changes = changes_through(schedule or (), iteration)
     return config.replace(**changes, preset=config.preset) if changes else config
 
 
@@ -109,7 +107,7 @@ def train_trial(config: dict[str, Any], run_dir: str) -> None:
     cfg = initial
     trainer = Trainer(cfg)
     time_total = 0.0
-    restored_sha = ""
+    restored_sha, restored_path, donor = "", "", trial_id
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
@@ -121,6 +119,7 @@ def train_trial(config: dict[str, Any], run_dir: str) -> None:
             reseed = None if donor == trial_id else restore_seed(trial_id, int(meta["training_iteration"]))
             trainer.restore(Path(folder) / STATE_FILE, reseed=reseed)
             restored_sha = checkpoint_header_sha(Path(folder) / STATE_FILE)
+            restored_path = str(checkpoint.path)  # where Ray took it from (an exploit: our private copy)
             if "time_total_s" in meta:
                 time_total = float(meta["time_total_s"])
         # the checkpoint may come from another trial (PBT exploit) or an older config: this trial's
@@ -141,8 +140,10 @@ def train_trial(config: dict[str, Any], run_dir: str) -> None:
             writer.append(metrics_row(metrics, iteration, time_total))
             result = dict(metrics)
             result["worker/pid"] = os.getpid()  # which actor ran this report (actor reuse is visible)
-            if restored_sha:
+            if restored_sha:  # the first report after a restore says what was restored, from where
                 result["checkpoint/restored_sha256"] = restored_sha
+                result["checkpoint/restored_path"] = restored_path
+                result["checkpoint/restored_trial"] = donor
                 restored_sha = ""
             if trainer.state.epoch % cfg.checkpoint_every == 0 or trainer.done:
                 writer.flush()  # rows reported before a checkpoint must be durable once it is
