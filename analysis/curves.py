@@ -191,56 +191,6 @@ def snapshot_epoch(g_checkpoint: str, run_dir: str) -> float:
     return math.nan
 
 
-def _frozen(config: dict[str, Any]) -> bool:
-    return config.get("joint") is False and bool(config.get("g_checkpoint"))
-
-
-def related_runs(run: RunData) -> dict[str, str]:
-    """Runs holding the other half of a Fig. 4 comparison (local storage) → their role: ``"joint"``, the
-    run a frozen-G trial's ``g_checkpoint`` lives in; ``"frozen"``, a sibling ``<name>_*`` whose
-    frozen-G trials point into this run (``raydaug tune`` writes a follow-up stage to
-    ``RUN_DIR_<followup>``)."""
-    root = Path(run.run_dir).resolve() if Path(run.run_dir).is_dir() else None
-    if root is None:
-        return {}
-    found: dict[str, str] = {}
-    for config in config_dicts(run).values():
-        if _frozen(config):
-            for parent in Path(config["g_checkpoint"]).resolve().parents:
-                if (parent / "parquet").is_dir():
-                    if parent != root:
-                        found[str(parent)] = "joint"
-                    break
-    for sibling in root.parent.glob(f"{root.name}_*"):
-        if (sibling / "parquet" / "trials").is_dir():
-            found.setdefault(str(sibling.resolve()), "frozen")
-    return found
-
-
-def combine_runs(run: RunData, others: list[tuple[RunData, str]]) -> tuple[RunData, list[str]]:
-    """``run`` plus, from each related run, its joint trials (role ``"joint"``) or its frozen-G trials
-    whose G comes from ``run`` (role ``"frozen"``), as one RunData for Fig. 4; and the runs used."""
-    root = str(Path(run.run_dir).resolve())
-    metrics, trials, used = [run.metrics], [run.trials], []
-    for other, role in others:
-        configs = config_dicts(other)
-        if role == "joint":
-            keep = [t for t, c in configs.items() if c.get("joint") is True]
-        else:
-            keep = [t for t, c in configs.items()
-                    if _frozen(c) and str(Path(c["g_checkpoint"]).resolve()).startswith(root)]
-        rows = other.metrics[other.metrics[PARTITION_KEY].astype(str).isin(keep)]
-        if rows.empty:
-            continue
-        used.append(other.run_dir)
-        metrics.append(rows)
-        trials.append(other.trials[other.trials["trial_id"].astype(str).isin(keep)])
-    merged = pd.concat([m.assign(**{PARTITION_KEY: m[PARTITION_KEY].astype(str)}) for m in metrics],
-                       ignore_index=True)
-    merged[PARTITION_KEY] = merged[PARTITION_KEY].astype("category")
-    return RunData(run.run_dir, merged, pd.concat(trials, ignore_index=True), run.events, run.skipped), used
-
-
 def fig4_joint_vs_frozen(run: RunData, summary: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Fig. 4: C trained jointly with G vs C trained on frozen G snapshots (``joint=false`` trials with
     ``g_checkpoint``). Left: acc/test vs epoch (mean per snapshot); right: best acc/test vs the

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.fs as pafs
 
-from analysis import curves, lineage, tables
+from analysis import companions, curves, lineage, tables
 from analysis.checkpoints import find_checkpoints, publish_checkpoint
 from analysis.load import METRICS_DIR, RunData, list_parts, load, print_warnings
 from raydaug.errors import NotARunError, PartFileWarning
@@ -62,6 +62,9 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
     """Write every table and plot of ``run`` into ``out_dir``; returns what was made, for the page."""
     out_dir.mkdir(parents=True, exist_ok=True)
     report = Report(out_dir)
+    run, used = companions.baselines_of_siblings(run)  # e.g. the main job's follow-up stage of baselines
+    if used:
+        report.notes.append("the hand-made baselines of " + ", ".join(used) + " are part of this report")
     summary = tables.trial_summary(run)
     summary.to_csv(out_dir / "trials.csv", index=False)
     metrics = run.metrics
@@ -198,16 +201,16 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
 def _fig4(run: RunData, summary: pd.DataFrame, out_dir: Path, report: Report) -> list[Path]:
     """Fig. 4 over this run and the run holding its other half (stage 1 / stage 2 of a follow-up)."""
     others = []
-    for path, role in curves.related_runs(run).items():
+    for path, role in companions.related_runs(run).items():
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", PartFileWarning)
-                others.append((load(path, require_metrics=False), role))
+                others.append((load(path, require_metrics=False), "frozen" if role == "sibling" else role))
         except NotARunError as error:
             report.notes.append(f"Fig. 4: {error}")
     if not others:
         return curves.fig4_joint_vs_frozen(run, summary, out_dir)
-    combined, used = curves.combine_runs(run, others)
+    combined, used = companions.combine_runs(run, others)
     if not used:
         return curves.fig4_joint_vs_frozen(run, summary, out_dir)
     paths = curves.fig4_joint_vs_frozen(combined, tables.trial_summary(combined), out_dir)

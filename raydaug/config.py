@@ -236,6 +236,12 @@ TABLE3_ROWS: dict[str, tuple[str, dict[str, Any]]] = {
     "l": ("C + ENC + DEC + T + DC + DD + GADV", _table3("learned", True, True, True, True, True, True)),
 }
 PRESETS.update({f"table3_{row}": values for row, (_, values) in TABLE3_ROWS.items()})
+# the hand-made baselines as presets, so one grid over `preset` can hold baselines and learned variants
+PRESETS.update({f"hand_{aug}": {"aug": aug} for aug in BASE_AUGS})
+# the paper's method alone: G on the raw images, no teacher, unbounded transforms, no discriminator
+# augmentation (raydaug's defaults add these to keep G class-preserving on few images)
+PRESETS["paper_method"] = {"aug": "learned", "base_aug": "none", "teacher_weight": 0.0, "stn_bound": 0.0,
+                           "res_bound": 0.0, "disc_aug_p": 0.0}
 
 
 def _preset_names(preset: str) -> list[str]:

@@ -5,8 +5,13 @@ from typing import Any
 
 from ray import tune
 
-from raydaug.config import MUTABLE_HPARAMS, PRESETS
+from raydaug.config import MUTABLE_HPARAMS, Config
 from raydaug.experiment import Experiment
+
+# split seeds of every multi-seed experiment (the seed decides the train/val/test split)
+SEEDS = [0, 1, 2]
+# the budget of the CPU-sized MNIST-550 runs (mnist5k_small: 22 minibatches of 25 per epoch)
+MNIST5K_SMALL_EPOCHS = 150
 
 # --smoke: the same experiment shape on the embedded digits data with tiny nets (seconds per trial)
 TINY_DIGITS: dict[str, Any] = {
@@ -26,7 +31,7 @@ def paper_population(name: str, preset: str, epochs: int, eval_every: int, check
                      gpus_per_trial: float = GPUS_PER_TRIAL, num_samples: int = 8) -> Experiment:
     """PBT around the authors' published values of ``preset``: the starting population within ×/÷2 of
     them, mutations within ×/÷10, every checkpoint."""
-    paper = PRESETS[preset]
+    paper = Config.from_dict({"preset": preset}).to_dict()
     return Experiment(
         name=name,
         base={"preset": preset, "aug": "learned", "epochs": epochs, "eval_every": eval_every,

@@ -1,0 +1,85 @@
+"""Runs that belong together: the stages of one ``raydaug tune`` (a tune_config's follow-up writes
+``RUN_DIR_<followup>``) and the run a frozen-G trial took its generator from. The report merges their
+trials with the run's own where a comparison needs both: Fig. 4 (joint training against C on frozen G
+snapshots) and learned against hand-made augmentation (baselines run as a follow-up stage).
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analysis.load import PARTITION_KEY, RunData, config_dicts, load
+from raydaug.config import BASE_AUGS
+from raydaug.errors import NotARunError, PartFileWarning
+
+
+def _frozen(config: dict[str, Any]) -> bool:
+    return config.get("joint") is False and bool(config.get("g_checkpoint"))
+
+
+def related_runs(run: RunData) -> dict[str, str]:
+    """Runs that belong with this one (local storage) → their role: ``"joint"``, the run a frozen-G
+    trial's ``g_checkpoint`` lives in; ``"sibling"``, a run ``<name>_*`` beside it (``raydaug tune`` writes
+    a follow-up stage to ``RUN_DIR_<followup>``)."""
+    root = Path(run.run_dir).resolve() if Path(run.run_dir).is_dir() else None
+    if root is None:
+        return {}
+    found: dict[str, str] = {}
+    for config in config_dicts(run).values():
+        if _frozen(config):
+            for parent in Path(config["g_checkpoint"]).resolve().parents:
+                if (parent / "parquet").is_dir():
+                    if parent != root:
+                        found[str(parent)] = "joint"
+                    break
+    for sibling in root.parent.glob(f"{root.name}_*"):
+        if (sibling / "parquet" / "trials").is_dir():
+            found.setdefault(str(sibling.resolve()), "sibling")
+    return found
+
+
+def combine_runs(run: RunData, others: list[tuple[RunData, str]]) -> tuple[RunData, list[str]]:
+    """``run`` plus, from each related run, its joint trials (role ``"joint"``), its frozen-G trials whose
+    G comes from ``run`` (``"frozen"``) or its hand-made baseline trials (``"baselines"``), as one RunData;
+    and the runs used."""
+    root = str(Path(run.run_dir).resolve())
+    metrics, trials, used = [run.metrics], [run.trials], []
+    for other, role in others:
+        configs = config_dicts(other)
+        if role == "joint":
+            keep = [t for t, c in configs.items() if c.get("joint") is True]
+        elif role == "baselines":
+            keep = [t for t, c in configs.items() if c.get("aug") in BASE_AUGS]
+        else:
+            keep = [t for t, c in configs.items()
+                    if _frozen(c) and str(Path(c["g_checkpoint"]).resolve()).startswith(root)]
+        rows = other.metrics[other.metrics[PARTITION_KEY].astype(str).isin(keep)]
+        if rows.empty:
+            continue
+        used.append(other.run_dir)
+        metrics.append(rows)
+        trials.append(other.trials[other.trials["trial_id"].astype(str).isin(keep)])
+    merged = pd.concat([m.assign(**{PARTITION_KEY: m[PARTITION_KEY].astype(str)}) for m in metrics],
+                       ignore_index=True)
+    merged[PARTITION_KEY] = merged[PARTITION_KEY].astype("category")
+    return RunData(run.run_dir, merged, pd.concat(trials, ignore_index=True), run.events, run.skipped), used
+
+
+def baselines_of_siblings(run: RunData) -> tuple[RunData, list[str]]:
+    """``run`` plus the hand-made baseline trials (aug none/light/strong/trivial) of its sibling runs
+    ``<RUN_DIR>_*`` (a follow-up stage such as the main job's ``_baselines``), and the runs used. A
+    sibling that is not a readable run is skipped."""
+    others = []
+    for path, role in related_runs(run).items():
+        if role != "sibling":
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PartFileWarning)
+            try:
+                others.append((load(path, require_metrics=False), "baselines"))
+            except NotARunError:
+                continue
+    return combine_runs(run, others)

