@@ -45,7 +45,10 @@ class RunData(NamedTuple):
 
 def _require_run(run_dir: str) -> tuple[pafs.FileSystem, str]:
     filesystem, root = resolve(run_dir)
-    info = filesystem.get_file_info(root)
+    try:
+        info = filesystem.get_file_info(root)
+    except OSError as error:  # a storage URI whose store refuses (credentials) or does not answer
+        raise NotARunError(f"{run_dir}: cannot read it ({reason(error)})") from None
     if info.type == pafs.FileType.NotFound:
         raise NotARunError(f"{run_dir}: no such run folder")
     if info.type != pafs.FileType.Directory:

@@ -27,7 +27,7 @@ from analysis.lineage import History
 from analysis.load import RunData, best_rows, load
 from raydaug.config import MUTABLE_HPARAMS
 from raydaug.errors import UsageError
-from raydaug.logging.parquet import resolve
+from raydaug.logging.parquet import join, parent, resolve, split_query
 from raydaug.schedule import changes_through, check_schedule
 
 SCHEDULE_METADATA_KEY = b"raydaug.schedule"
@@ -127,18 +127,13 @@ def values_at(schedule: dict[str, Any], iteration: int) -> dict[str, float]:
 
 
 def _is_schedule_file(source: str) -> bool:
-    return source.lower().endswith((".json", ".parquet"))
-
-
-def _parent(path: str) -> str:
-    stripped = path.rstrip("/")
-    return stripped.rsplit("/", 1)[0] if "/" in stripped else "."
+    return split_query(source)[0].lower().endswith((".json", ".parquet"))
 
 
 def export_command(run_dir: str, trial_id: str | None = None, out: str | None = None) -> str:
     """``raydaug schedule export``: write the schedule of ``trial_id`` (default: the best trial)."""
     schedule = export_schedule(load(run_dir), trial_id)
-    out = out or f"{run_dir.rstrip('/')}/schedule_{schedule['trial_id']}.json"
+    out = out or join(run_dir, f"schedule_{schedule['trial_id']}.json")
     write_schedule(schedule, out)
     print(describe(schedule))
     print(f"schedule of trial {schedule['trial_id']}: {len(schedule['changes'])} change(s) → {out}")
@@ -150,8 +145,8 @@ def schedule_to_replay(source: str, trial_id: str | None = None) -> tuple[dict[s
     exported schedule file or a RUN_DIR (then the schedule of ``trial_id``, default the best trial);
     the replay goes beside it by default. The CLI hands the schedule to ``raydaug.tune.replay``."""
     if _is_schedule_file(source):
-        return read_schedule(source), _parent(source)
-    return export_schedule(load(source), trial_id), _parent(source)
+        return read_schedule(source), parent(source)
+    return export_schedule(load(source), trial_id), parent(source)
 
 
 def describe(schedule: dict[str, Any]) -> str:

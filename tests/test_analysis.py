@@ -740,3 +740,16 @@ def test_replay_reproduces_the_exported_schedule(smoke_pbt, tmp_path):
         expected = values_at(schedule, int(row["training_iteration"]))
         for key, column in METRIC_OF_HPARAM.items():
             assert row[column] == pytest.approx(expected[key]), (key, int(row["training_iteration"]))
+
+
+def test_paths_and_uris_join_with_the_query_kept_at_the_end():
+    """RUN_DIR = storage/name for a local path and for a URI whose query configures its filesystem
+    (pyarrow reads the query at the end of the URI: joining after it would lose it)."""
+    from raydaug.logging.parquet import join, parent, resolve
+
+    uri = "s3://bucket/runs?endpoint_override=127.0.0.1:9000&scheme=http"
+    assert join(uri, "exp") == "s3://bucket/runs/exp?endpoint_override=127.0.0.1:9000&scheme=http"
+    assert join(uri + "/", "exp", "schedule_x.json").startswith("s3://bucket/runs/exp/schedule_x.json?")
+    assert parent(join(uri, "exp")) == uri and parent("s3://bucket") == "s3://bucket"
+    assert join("/a/b/", "c") == "/a/b/c" and parent("/a/b/c") == "/a/b" and parent("c") == "." and parent("/a") == "/"
+    assert resolve(join("file:///tmp/x", "y"))[1] == "/tmp/x/y"

@@ -7,7 +7,9 @@ twice. docs/reliability.md reports the numbers; run with ``pytest -m slow -s`` t
 The drivers of the driver-kill and cluster tests are separate ``raydaug tune`` processes with their own Ray
 (RAY_ADDRESS removed from their environment, so they never join the pytest session's Ray), each started
 in a process group of its own: Ray's processes (GCS, raylet, workers) inherit it, and killing the group
-kills all of them. Every group is killed again in a ``finally`` so nothing outlives a failed test.
+kills all of them. Every group is killed again in a ``finally`` so nothing outlives a failed test. The
+process and cluster helpers (``tests/processes.py``) and the Parquet measurements (``tests/runlogs.py``)
+are shared with ``tests/test_s3.py``, which repeats these kills with the run in S3.
 """
 from __future__ import annotations
 
@@ -16,20 +18,12 @@ import collections
 import dataclasses
 import os
 import re
-import secrets
-import shutil
 import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.dataset as ds
 import pytest
 
 ray = pytest.importorskip("ray")
@@ -40,17 +34,17 @@ from raydaug.cli import main  # noqa: E402
 from raydaug.experiment import Experiment  # noqa: E402
 from raydaug.tune import runner  # noqa: E402
 from raydaug.tune.trainable import REPLAY_KEY  # noqa: E402
+from tests.processes import LoopbackCluster, child_env, finish, kill_group, spawn, wait_for  # noqa: E402
+from tests.runlogs import (assert_every_iteration_once, durable_iterations, every_trial_reached,  # noqa: E402
+                           report, rows_written_twice, trial_events)
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
-RAY_CLI = str(Path(sys.executable).with_name("ray"))
 # digits, 16 px, tiny nets: an iteration (one epoch + evaluation) takes about a second on a shared core
 TINY: dict[str, Any] = {"dataset": "digits", "image_size": 16, "ngf": 4, "noise_dim": 8, "train_per_class": 3,
                         "val_per_class": 3, "batch_size": 10, "eval_every": 1}
 INTERVAL = 2           # checkpoint_every / eval_every: iterations between two checkpoints
 KEEP = 2               # CheckpointConfig(num_to_keep)
-PROCESS_TIMEOUT_S = 300
 
 
 # ---------------------------------------------------------------------- experiments
@@ -71,148 +65,6 @@ def write_experiment(path: Path, name: str, base: dict[str, Any], search: str, s
         f"                      scheduler_options={options}, cpus_per_trial=1.0, max_failures={max_failures},\n"
         f"                      checkpoints_to_keep={KEEP})\n")
     return str(path)
-
-
-# ---------------------------------------------------------------------- Parquet measurements
-def raw_metrics(run_dir: Path) -> pd.DataFrame:
-    """Every metrics row on disk, the rows a restore wrote again included (``analysis.load`` keeps the
-    last of each (trial, iteration))."""
-    folder = run_dir / "parquet" / "metrics"
-    columns = ["trial_id", "training_iteration", "timestamp"]
-    if not folder.is_dir():
-        return pd.DataFrame(columns=columns)
-    partitioning = ds.partitioning(pa.schema([("trial_id", pa.string())]), flavor="hive")
-    return ds.dataset(folder, format="parquet", partitioning=partitioning).to_table(columns=columns).to_pandas()
-
-
-def durable_iterations(run_dir: Path) -> dict[str, int]:
-    """trial id → highest iteration with a row on disk (rows are flushed at every checkpoint)."""
-    frame = raw_metrics(run_dir)
-    return {str(k): int(v) for k, v in frame.groupby("trial_id")["training_iteration"].max().items()}
-
-
-def every_trial_reached(run_dir: Path, trials: int, iteration: int) -> bool:
-    durable = durable_iterations(run_dir)
-    return len(durable) == trials and min(durable.values()) >= iteration
-
-
-def rows_written_twice(run_dir: Path) -> dict[str, int]:
-    """trial id → rows on disk minus distinct iterations (what restores wrote again)."""
-    grouped = raw_metrics(run_dir).groupby("trial_id")["training_iteration"]
-    return {str(trial): int(count - grouped.nunique()[trial]) for trial, count in grouped.size().items()}
-
-
-def trial_events(run_dir: Path) -> pd.DataFrame:
-    return ds.dataset(run_dir / "parquet" / "trials", format="parquet").to_table().to_pandas()
-
-
-def assert_every_iteration_once(run_dir: Path, trials: int, epochs: int) -> None:
-    """After analysis.load, each trial has the iterations 1..epochs, each exactly once, and no part
-    file was skipped."""
-    run = load(str(run_dir))
-    assert run.skipped == []
-    by_trial = run.metrics.groupby("trial_id", observed=True)["training_iteration"].apply(list).to_dict()
-    assert len(by_trial) == trials, sorted(by_trial)
-    for trial_id, iterations in by_trial.items():
-        assert iterations == list(range(1, epochs + 1)), trial_id
-
-
-def report(title: str, **numbers: Any) -> None:
-    """One line per measurement (visible with -s; docs/reliability.md quotes them)."""
-    print(f"\n[reliability] {title}: " + ", ".join(f"{key}={value}" for key, value in numbers.items()))
-
-
-# ---------------------------------------------------------------------- processes
-def child_env(**extra: str) -> dict[str, str]:
-    """A separate driver's environment: never the pytest session's Ray (no RAY_ADDRESS)."""
-    env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
-    env.update(extra)
-    return env
-
-
-def spawn(argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
-    """Start ``argv`` in a process group of its own (the Ray processes it starts inherit it)."""
-    with open(log, "ab") as out:
-        return subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-
-
-def kill_group(process: subprocess.Popen) -> dict[int, str]:
-    """SIGKILL ``process``'s group and every descendant of its members (Ray gives each worker process a
-    group of its own), then reap ``process``; returns pid → command line of what was killed."""
-    killed = process_tree(process.pid)
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    for pid in killed:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    process.wait(timeout=60)
-    return killed
-
-
-def finish(process: subprocess.Popen, log: Path, timeout_s: float = PROCESS_TIMEOUT_S) -> tuple[int, str]:
-    """Wait for ``process`` (killing its group on timeout); returns (exit code, its output)."""
-    try:
-        code = process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        kill_group(process)
-        raise AssertionError(f"{process.args} did not finish in {timeout_s} s:\n{log.read_text()[-3000:]}")
-    return code, log.read_text()
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = PROCESS_TIMEOUT_S,
-             process: subprocess.Popen | None = None, log: Path | None = None) -> Any:
-    """Poll ``condition`` until it is truthy; fail on timeout or when ``process`` exits first."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        if process is not None and process.poll() is not None:
-            tail = log.read_text()[-3000:] if log else ""
-            raise AssertionError(f"waiting for {what}: the process exited with {process.returncode}\n{tail}")
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def process_tree(pgid: int) -> dict[int, str]:
-    """pid → command line of the live processes of group ``pgid`` and of all their descendants (/proc)."""
-    parents: dict[int, int] = {}
-    members = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            state, ppid, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
-        except (OSError, ValueError):
-            continue
-        pid = int(stat.parent.name)
-        if state != "Z":
-            parents[pid] = int(ppid)
-            if int(group) == pgid:
-                members.add(pid)
-    frontier = list(members)
-    while frontier:
-        parent = frontier.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent and pid not in members:
-                members.add(pid)
-                frontier.append(pid)
-    commands = {}
-    for pid in members:
-        try:
-            commands[pid] = (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-        except OSError:
-            continue
-    return commands
 
 
 # ---------------------------------------------------------------------- 1. a trial's worker
@@ -318,52 +170,6 @@ def test_driver_sigkill_then_resume_completes_the_experiment(tmp_path):
 
 
 # ---------------------------------------------------------------------- 3. a node of a cluster
-class LoopbackCluster:
-    """A head (no CPUs: trials run on the workers) and worker nodes of one CPU each, all on this
-    machine, started with the venv's ``ray start --block`` in process groups of their own. Token
-    authentication is on (Ray 2.60's default for a head when a token exists), with a token of its own."""
-
-    def __init__(self):
-        # Ray's unix socket paths must fit in 107 bytes: a short folder, not pytest's tmp_path
-        self.temp_dir = tempfile.mkdtemp(prefix="rdc-", dir="/tmp")
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.env = child_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
-        self.nodes: dict[str, subprocess.Popen] = {}
-
-    def _ports(self) -> list[str]:  # several nodes on one host: every per-node port must differ
-        return [f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
-                f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}"]
-
-    def _start(self, name: str, argv: list[str]) -> None:
-        log = Path(self.temp_dir) / f"{name}.log"
-        self.nodes[name] = node = spawn([RAY_CLI, "start", "--block", "--disable-usage-stats", *argv,
-                                         *self._ports()], log, self.env)
-        wait_for(lambda: "Ray runtime started" in log.read_text(), f"node {name}", timeout_s=120,
-                 process=node, log=log)
-
-    def start(self, workers: int) -> "LoopbackCluster":
-        self._start("head", ["--head", f"--port={self.port}", "--num-cpus=0", f"--temp-dir={self.temp_dir}",
-                             "--include-dashboard=false", f"--dashboard-port={free_port()}"])
-        for index in range(workers):  # one at a time: nodes starting together race for socket names
-            self._start(f"worker{index}", [f"--address={self.address}", "--num-cpus=1",
-                                           f'--resources={{"worker{index}": 1}}'])
-        return self
-
-    def runs_a_trial(self, name: str) -> bool:
-        """Whether a trial's actor process (``ray::ImplicitFunc``) lives on node ``name``."""
-        return any("ImplicitFunc" in command for command in process_tree(self.nodes[name].pid).values())
-
-    def kill(self, name: str) -> list[str]:
-        """SIGKILL a node (its raylet and every worker process on it); returns what was running there."""
-        return list(kill_group(self.nodes[name]).values())
-
-    def stop(self) -> None:
-        for node in reversed(list(self.nodes.values())):
-            kill_group(node)
-        shutil.rmtree(self.temp_dir, ignore_errors=True)
-
-
 def test_killing_a_worker_node_reschedules_its_trial(tmp_path):
     epochs = 10
     config = write_experiment(

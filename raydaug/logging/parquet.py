@@ -40,10 +40,39 @@ PBT_EVENTS_SCHEMA = pa.schema([
 
 
 def resolve(storage: str) -> tuple[pafs.FileSystem, str]:
-    """A local path or any URI pyarrow understands (s3://, gs://, file://) → (filesystem, path)."""
+    """A local path or any URI pyarrow understands (s3://, gs://, file://) → (filesystem, path).
+
+    A URI may end in query parameters that configure its filesystem (pyarrow's, e.g.
+    ``s3://bucket/runs?endpoint_override=HOST:PORT&scheme=http``); the path has none of them."""
     if "://" in storage:
         return pafs.FileSystem.from_uri(storage)
     return pafs.LocalFileSystem(), os.path.abspath(storage)
+
+
+def split_query(storage: str) -> tuple[str, str]:
+    """(a URI without its query, the query with its ``?``, or "") ; a local path has no query."""
+    if "://" in storage and "?" in storage:
+        base, query = storage.split("?", 1)
+        return base, f"?{query}"
+    return storage, ""
+
+
+def join(storage: str, *names: str) -> str:
+    """``storage/name/...`` for a local path or a URI, keeping a URI's query at the end (where pyarrow
+    reads it): ``join("s3://b/runs?scheme=http", "x")`` is ``s3://b/runs/x?scheme=http``."""
+    base, query = split_query(storage)
+    return "/".join([base.rstrip("/"), *(name.strip("/") for name in names)]) + query
+
+
+def parent(storage: str) -> str:
+    """The folder holding ``storage`` (a local path or a URI, its query kept); "." for a bare local name,
+    the URI itself for a bucket (it has no parent)."""
+    base, query = split_query(storage)
+    scheme, sep, path = base.partition("://") if "://" in base else ("", "", base)
+    path = path.rstrip("/")
+    if "/" not in path:
+        return storage if sep else "."
+    return f"{scheme}{sep}{path.rsplit('/', 1)[0] or '/'}{query}"
 
 
 def dictionary_columns(schema: pa.Schema) -> list[str]:

@@ -18,6 +18,7 @@ from ray.tune.search.sample import Categorical, Domain, Float, Function, Integer
 from raydaug.config import FIELD_TYPES, Config, parse_overrides
 from raydaug.errors import ConfigError, UsageError
 from raydaug.experiment import Experiment, TuneConfigModule, load_tune_config
+from raydaug.logging.parquet import join
 from raydaug.tune.cluster import check_address
 from raydaug.tune.schedulers import SCHEDULERS, PopulationSettings, checkpoint_interval, population_settings
 from raydaug.tune.storage import check_run_dir, check_storage
@@ -143,7 +144,7 @@ def plan_experiment(experiment: Experiment, args: argparse.Namespace, config_pat
     if not name or "/" in name or name in (".", ".."):
         raise UsageError(f"--name {name!r} must be a plain folder name")
     storage = check_storage(arg(args, "storage", None) or DEFAULT_STORAGE)
-    run_dir = f"{storage.rstrip('/')}/{name}"
+    run_dir = join(storage, name)
     address = arg(args, "address", None)
     check_address(address)
     resume = bool(arg(args, "resume", False))

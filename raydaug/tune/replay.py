@@ -10,6 +10,7 @@ import ray
 from ray import tune
 
 from raydaug.experiment import Experiment
+from raydaug.logging.parquet import join
 from raydaug.schedule import check_schedule
 from raydaug.tune.cluster import alive_nodes, check_cluster, connect
 from raydaug.tune.plan import plan_experiment
@@ -44,7 +45,7 @@ def run_replay(schedule: Mapping[str, Any], storage: str, name: str, cpus_per_tr
             plan = replace(plan, cpus_per_trial=max(1.0, max(float(n.get("CPU", 1)) for n in nodes)))
         plan = check_cluster(plan, nodes, log)
         make_run_dir(plan.run_dir)
-        write_text(f"{plan.run_dir}/schedule.json", json.dumps(schedule, indent=2, sort_keys=True, default=str) + "\n")
+        write_text(join(plan.run_dir, "schedule.json"), json.dumps(schedule, indent=2, sort_keys=True, default=str) + "\n")
         log(f"replaying {len(changes)} change(s) of trial {schedule.get('trial_id', '?')} → {plan.run_dir}")
         param_space = {**values, REPLAY_KEY: [[iteration, change] for iteration, change in changes]}
         tuner = tune.Tuner(build_trainable(plan), param_space=param_space,

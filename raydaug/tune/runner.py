@@ -23,6 +23,7 @@ import ray
 from ray import tune
 
 from raydaug.experiment import Experiment
+from raydaug.logging.parquet import join
 from raydaug.tune.callbacks import ProgressTable, RegisterCheckpointOnce
 from raydaug.tune.cluster import alive_nodes, check_cluster, connect
 from raydaug.tune.plan import TunePlan, arg, check_data, plan_experiment, plan_from_args
@@ -114,7 +115,7 @@ def run_tune(args: argparse.Namespace, callbacks: Sequence[tune.Callback] = (),
         second = plan_experiment(followup, argparse.Namespace(
             smoke=plan.smoke, set=list(arg(args, "set", []) or []), storage=plan.storage,
             name=f"{plan.name}_{followup.name}", address=plan.address,
-            resume=plan.resume and tune.Tuner.can_restore(f"{plan.run_dir}_{followup.name}"),
+            resume=plan.resume and tune.Tuner.can_restore(join(plan.storage, f"{plan.name}_{followup.name}")),
             cpus_per_trial=arg(args, "cpus_per_trial", None), gpus_per_trial=arg(args, "gpus_per_trial", None),
             max_failures=arg(args, "max_failures", None)), config_path=plan.config_path)
         log(f"follow-up experiment {second.name}")

@@ -3,6 +3,7 @@ and how to ``--resume``, and one line per trial that ended in ERROR."""
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,11 +35,17 @@ def summarize(results, plan: TunePlan, log: Callable[[str], None] = print) -> No
                   if not result.error and _unfinished(result)]
     if unfinished:
         log(f"interrupted: {len(unfinished)} trial(s) did not reach their last epoch; continue with: "
-            f"raydaug tune {plan.config_path or plan.name} --name {plan.name} --storage {plan.storage} --resume")
+            f"{resume_command(plan)}")
     board = tensorboard_line(plan.run_dir)
     if board:
         log(board)
-    log(f"results in {plan.run_dir} (Parquet under parquet/); report: raydaug analyze {plan.run_dir}")
+    log(f"results in {plan.run_dir} (Parquet under parquet/); report: raydaug analyze {shlex.quote(plan.run_dir)}")
+
+
+def resume_command(plan: TunePlan) -> str:
+    """The command that continues this run (quoted for a shell: a storage URI may hold ``?`` and ``&``)."""
+    return (f"raydaug tune {shlex.quote(plan.config_path or plan.name)} --name {shlex.quote(plan.name)} "
+            f"--storage {shlex.quote(plan.storage)} --resume")
 
 
 def tensorboard_line(run_dir: str) -> str | None:
@@ -52,7 +59,7 @@ def tensorboard_line(run_dir: str) -> str | None:
                for folder in folders for entry in filesystem.get_file_info(pafs.FileSelector(folder.path))):
         return None
     if isinstance(filesystem, pafs.LocalFileSystem):
-        return f"TensorBoard (every reported metric, one run per trial): tensorboard --logdir {root}"
+        return f"TensorBoard (every reported metric, one run per trial): tensorboard --logdir {shlex.quote(root)}"
     return (f"TensorBoard (every reported metric, one run per trial): the trial folders of {run_dir} hold the "
             f"event files; copy them to a local folder and run tensorboard --logdir on it")
 
@@ -69,8 +76,7 @@ def raise_on_errors(results, plan: TunePlan) -> None:
     if failed:
         causes = "; ".join(f"trial {trial_id}: {cause}" for trial_id, cause in failed)
         raise TrialsFailedError(f"{len(failed)} trial(s) failed after {plan.max_failures} retries ({causes}); "
-                                f"fix the cause and continue with: raydaug tune {plan.config_path or plan.name} "
-                                f"--name {plan.name} --storage {plan.storage} --resume")
+                                f"fix the cause and continue with: {resume_command(plan)}")
 
 
 _TRIAL_ID_IN_PATH = re.compile(r"_([0-9a-f]{5}_\d{5})(_|$)")

@@ -1,0 +1,72 @@
+"""Measurements on a run's Parquet logs for the failure-injection tests, on a local RUN_DIR or a storage
+URI alike (``raydaug.logging.parquet.resolve``): the rows on disk (restored rows included), how far each
+trial is durable, the rows written twice, and the check that every iteration is there exactly once."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+
+from analysis.load import load
+from raydaug.logging.parquet import resolve
+
+
+def _folder(run_dir: str | Path, table: str) -> tuple[pafs.FileSystem, str] | None:
+    filesystem, root = resolve(str(run_dir))
+    folder = f"{root}/parquet/{table}"
+    return (filesystem, folder) if filesystem.get_file_info(folder).type == pafs.FileType.Directory else None
+
+
+def raw_metrics(run_dir: str | Path) -> pd.DataFrame:
+    """Every metrics row in storage, the rows a restore wrote again included (``analysis.load`` keeps the
+    last of each (trial, iteration))."""
+    columns = ["trial_id", "training_iteration", "timestamp"]
+    found = _folder(run_dir, "metrics")
+    if found is None:
+        return pd.DataFrame(columns=columns)
+    filesystem, folder = found
+    partitioning = ds.partitioning(pa.schema([("trial_id", pa.string())]), flavor="hive")
+    return ds.dataset(folder, filesystem=filesystem, format="parquet", partitioning=partitioning,
+                      exclude_invalid_files=False).to_table(columns=columns).to_pandas()
+
+
+def durable_iterations(run_dir: str | Path) -> dict[str, int]:
+    """trial id → highest iteration with a row in storage (rows are flushed at every checkpoint)."""
+    frame = raw_metrics(run_dir)
+    return {str(k): int(v) for k, v in frame.groupby("trial_id")["training_iteration"].max().items()}
+
+
+def every_trial_reached(run_dir: str | Path, trials: int, iteration: int) -> bool:
+    durable = durable_iterations(run_dir)
+    return len(durable) == trials and min(durable.values()) >= iteration
+
+
+def rows_written_twice(run_dir: str | Path) -> dict[str, int]:
+    """trial id → rows in storage minus distinct iterations (what restores wrote again)."""
+    grouped = raw_metrics(run_dir).groupby("trial_id")["training_iteration"]
+    return {str(trial): int(count - grouped.nunique()[trial]) for trial, count in grouped.size().items()}
+
+
+def trial_events(run_dir: str | Path) -> pd.DataFrame:
+    filesystem, folder = _folder(run_dir, "trials")
+    return ds.dataset(folder, filesystem=filesystem, format="parquet").to_table().to_pandas()
+
+
+def assert_every_iteration_once(run_dir: str | Path, trials: int, epochs: int) -> None:
+    """After analysis.load, each trial has the iterations 1..epochs, each exactly once, and no part
+    file was skipped."""
+    run = load(str(run_dir))
+    assert run.skipped == []
+    by_trial = run.metrics.groupby("trial_id", observed=True)["training_iteration"].apply(list).to_dict()
+    assert len(by_trial) == trials, sorted(by_trial)
+    for trial_id, iterations in by_trial.items():
+        assert iterations == list(range(1, epochs + 1)), trial_id
+
+
+def report(title: str, **numbers: Any) -> None:
+    """One line per measurement (visible with -s; docs/reliability.md quotes them)."""
+    print(f"\n[reliability] {title}: " + ", ".join(f"{key}={value}" for key, value in numbers.items()))
