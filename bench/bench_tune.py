@@ -12,6 +12,10 @@
    Goal: ≤ 1 s.
 3. **Population scaling**: 1, 2 and 4 concurrent trials (CPU share min(1, cores / trials), one torch
    thread each), aggregate training samples/s.
+4. **S3 storage vs local**: the smoke PBT (``raydaug tune smoke --smoke``: 2 trials, 4 iterations, a
+   checkpoint and a perturbation at every iteration) into a local folder and into a bucket of a loopback
+   S3 endpoint (moto's standalone server, ``tests/s3.py``), alternated in one process: wall time of the
+   run (from launch to the end of ``fit``) and the exploit cost (as in 2.), S3 / local.
 (GPU packing, 1 × 1.0 … 8 × 0.125 GPU trials, is in ``bench_gpu``.)
 
 ``run(quick)`` returns the rows; ``python -m bench tune`` writes ``bench/results/tune.json``.
@@ -160,25 +164,32 @@ def bench_exploit(quick: bool, storage: str) -> list[dict[str, Any]]:
         scheduler_options={"perturbation_interval": 1, "quantile_fraction": 0.5, "resample_probability": 0.25},
         cpus_per_trial=1.0, checkpoints_to_keep=2)
     plan, rows, _ = _launch(experiment, storage)
-    by_trial: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        by_trial.setdefault(row["trial"], []).append(row)
-    # driver-side gap from the report that triggered an exploit to the exploited trial's next report;
-    # in steady state that gap is one iteration, measured on the actor (Tune's time_this_iter_s)
-    gaps = [after["time"] - before["time"]
-            for trial_rows in by_trial.values() for before, after in zip(trial_rows, trial_rows[1:])
-            if before["exploited_here"]]
-    steady = [row["iteration_s"] for row in rows if not row["after_restore"]]
-    if not gaps or not steady:
+    costs, iteration = _exploit_costs(rows)
+    if not costs:
         return [_row("exploit cost (digits)", None, "s", f"≤ {EXPLOIT_GOAL_S} s", None, note="no exploit happened")]
-    iteration = statistics.median(steady)
-    costs = [gap - iteration for gap in gaps]
     cost = statistics.median(costs)
     return [
         _row("exploit cost (digits): last report before → first after, − 1 iteration", cost, "s",
              f"≤ {EXPLOIT_GOAL_S} s", cost <= EXPLOIT_GOAL_S, exploits=len(costs),
              max_s=round(max(costs), 3), iteration_s=round(iteration, 3)),
     ]
+
+
+def _exploit_costs(rows: list[dict[str, Any]]) -> tuple[list[float], float]:
+    """(cost of each exploit, the steady iteration time): the driver-side gap from the report that
+    triggered an exploit to the exploited trial's next report, minus one steady iteration (Tune's
+    ``time_this_iter_s`` of reports that did not follow a restore)."""
+    by_trial: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_trial.setdefault(row["trial"], []).append(row)
+    gaps = [after["time"] - before["time"]
+            for trial_rows in by_trial.values() for before, after in zip(trial_rows, trial_rows[1:])
+            if before["exploited_here"]]
+    steady = [row["iteration_s"] for row in rows if not row["after_restore"]]
+    if not gaps or not steady:
+        return [], float("nan")
+    iteration = statistics.median(steady)
+    return [gap - iteration for gap in gaps], iteration
 
 
 # ---------------------------------------------------------------------- 3. population scaling
@@ -210,12 +221,64 @@ def bench_scaling(quick: bool, storage: str, cores: int) -> list[dict[str, Any]]
     return rows
 
 
+# ---------------------------------------------------------------------- 4. S3 storage vs local
+def bench_s3(quick: bool, storage: str, server) -> list[dict[str, Any]]:
+    from raydaug.experiment import load_experiment
+
+    smoke = load_experiment("smoke")
+    walls: dict[str, list[float]] = {"local": [], "s3": []}
+    costs: dict[str, list[float]] = {"local": [], "s3": []}
+    for repeat in range(2 if quick else 3):
+        for kind in ("local", "s3"):  # alternated: a change in the machine's load hits both alike
+            target = storage if kind == "local" else server.uri("bench/runs")
+            from raydaug.tune import runner
+
+            recorder = _recorder()
+            plan = runner.plan_experiment(smoke, _args(target, smoke=True, name=f"smoke_{kind}_{repeat}"))
+            started = time.perf_counter()
+            results, plan = runner.launch(plan, [recorder], log=lambda _: None)
+            walls[kind].append(time.perf_counter() - started)
+            if results.errors:
+                raise RuntimeError(f"benchmark run {plan.name} failed: {results.errors[0]}")
+            costs[kind] += _exploit_costs(recorder.rows)[0]
+    wall = {kind: statistics.median(values) for kind, values in walls.items()}
+    cost = {kind: statistics.median(values) if values else None for kind, values in costs.items()}
+    rows = [
+        _row("S3 vs local: smoke PBT wall time, S3 / local", wall["s3"] / wall["local"], "ratio",
+             local_s=[round(w, 2) for w in walls["local"]], s3_s=[round(w, 2) for w in walls["s3"]]),
+        _row("S3 vs local: smoke PBT wall time, local storage", wall["local"], "s"),
+        _row("S3 vs local: smoke PBT wall time, S3 storage (loopback endpoint)", wall["s3"], "s"),
+    ]
+    for kind in ("local", "s3"):
+        # (no goal here: in the smoke run both trials share the 2 CPUs, so an exploit also waits for PBT to
+        # pause the other trial; the goal applies to the exploit cost of 2.)
+        rows.append(_row(f"S3 vs local: exploit cost in the smoke PBT, {kind} storage (median)", cost[kind], "s",
+                         exploits=len(costs[kind]),
+                         max_s=round(max(costs[kind]), 3) if costs[kind] else None))
+    ratio = cost["s3"] / cost["local"] if cost["s3"] is not None and cost["local"] else None
+    rows.append(_row("S3 vs local: exploit cost in the smoke PBT, S3 / local", ratio, "ratio"))
+    return rows
+
+
+def _s3_endpoint():
+    """The loopback S3 endpoint of the tests (moto[server], a test dependency), or None without moto."""
+    try:
+        from tests.s3 import MotoS3, export_credentials
+    except ImportError:
+        return None
+    export_credentials()  # before Ray starts: its workers inherit the environment
+    server = MotoS3().start()
+    server.create_bucket("bench")
+    return server
+
+
 # ---------------------------------------------------------------------- entry point
 def run(quick: bool) -> list[dict[str, Any]]:
     import ray
 
     cores = os.cpu_count() or 1
     storage = tempfile.mkdtemp(prefix="raydaug-bench-tune-")
+    server = _s3_endpoint()
     started_ray = not ray.is_initialized()
     if started_ray:
         ray.init(num_cpus=cores, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
@@ -224,10 +287,16 @@ def run(quick: bool) -> list[dict[str, Any]]:
         rows += bench_overhead(quick, storage)
         rows += bench_exploit(quick, storage)
         rows += bench_scaling(quick, storage, cores)
+        if server is not None:
+            rows += bench_s3(quick, storage, server)
+        else:
+            rows.append(_row("S3 vs local", None, "", note="moto[server] not installed (pip install -e '.[test]')"))
         return rows
     finally:
         if started_ray:
             ray.shutdown()
+        if server is not None:
+            server.stop()
         shutil.rmtree(storage, ignore_errors=True)
 
 
