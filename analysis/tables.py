@@ -244,11 +244,10 @@ def comparison_headline(table: pd.DataFrame) -> list[str]:
         change = top["error_change_vs_best_hand_made"]
         verdict = "less" if change < 0 else "more"
         name = "learned" + (f" ({top['variant']})" if top["variant"] else "")
-        healthy = top["healthy_trials"] == top["trials"]
-        state = ("healthy G in every trial" if healthy else
-                 f"UNHEALTHY G: {top['trials'] - top['healthy_trials']} of {top['trials']} trial(s) not healthy at "
-                 f"their chosen checkpoint, {top['collapsed_trials']} collapsed — a regulariser, not a learned "
-                 "augmentation")
+        trials, healthy, collapsed = (int(top[key]) for key in ("trials", "healthy_trials", "collapsed_trials"))
+        state = ("healthy G in every trial" if healthy == trials else
+                 f"UNHEALTHY G: {trials - healthy} of {trials} trial(s) not healthy at their chosen checkpoint, "
+                 f"{collapsed} collapsed — a regulariser, not a learned augmentation")
         lines.append(f"{dataset}, {per_class}/class: {name} {format_mean_std(top['acc_test_mean'], top['acc_test_std'])}"
                      f" vs best hand-made {best['aug']} {format_mean_std(best['acc_test_mean'], best['acc_test_std'])}"
                      f" → {abs(change) * 100:.0f} % {verdict} test error ({state})")

@@ -37,7 +37,7 @@ class Config:
     val_per_class: int = 30
     # augmentation and the training regime
     aug: str = "learned"
-    base_aug: str = "none"  # the hand-made augmentation under G (aug=learned): C, DC and DD see base(x)
+    base_aug: str = "none"  # the hand-made augmentation under G (aug=learned only; baselines apply aug itself)
     joint: bool = True
     g_checkpoint: str = ""
     # players (Table 3 ablation switches)
@@ -55,6 +55,7 @@ class Config:
     disc_aug_p: float = 0.0  # probability of a differentiable translation + cutout of each DC/DD input
     stn_bound: float = 0.0  # θ = I + stn_bound·tanh(·) entrywise; 0 = unbounded (the paper)
     res_bound: float = 0.0  # U-Net residual = res_bound·tanh(·) in normalised units; 0 = unbounded
+    flow_bound: float = 0.0  # a learned smooth warp, shifts within ±flow_bound (half-widths); 0 = none
     # loss weights and optimisers
     alpha: float = 0.1
     beta: float = 0.05
@@ -129,7 +130,7 @@ class Config:
         _at_least("val_per_class", self.val_per_class, 0)
         _at_least("seed", self.seed, 0)
         for key in ("alpha", "beta", "gamma", "weight_decay_c", "div_weight", "teacher_weight", "stn_bound",
-                    "res_bound"):
+                    "res_bound", "flow_bound"):
             _finite_range(key, getattr(self, key), 0.0, math.inf, "≥ 0")
         _finite_range("teacher_decay", self.teacher_decay, 0.0, 1.0, "in [0, 1)", strict_high=True)
         _finite_range("disc_aug_p", self.disc_aug_p, 0.0, 1.0, "in [0, 1]")
@@ -157,14 +158,13 @@ class Config:
                 f"train_per_class={self.train_per_class} + val_per_class={self.val_per_class} leaves no test "
                 f"image: dataset={self.dataset} has {limit} images in its smallest class and its test split is "
                 f"the rest of them (at most {limit - 1} per class for train + val)")
-        if self.base_aug != "none" and self.aug != "learned":
-            raise ConfigError(f"base_aug={self.base_aug!r} is the augmentation under G (aug=learned); for a "
-                              f"hand-made baseline use aug={self.base_aug}")
         if self.aug == "learned" and not (self.use_stn or self.use_dec):
             raise ConfigError(
                 "aug=learned needs a generator: at least one of use_stn, use_dec must be true "
                 "(use aug=none for the classifier alone)"
             )
+        if self.flow_bound > 0 and not self.use_dec:
+            raise ConfigError("flow_bound > 0 needs use_dec=true: the warp is predicted by the U-Net")
         if self.aug == "learned" and self.use_enc and not self.use_dec:
             raise ConfigError("use_enc=true needs use_dec=true: ENC is the encoder half of the U-Net")
         if not self.joint:

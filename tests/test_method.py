@@ -202,6 +202,25 @@ def test_bounds_hold_at_extreme_parameters(stn_bound, res_bound):
     assert residual.max() <= res_bound + 1e-6 and residual.max() > 0.9 * res_bound
 
 
+def test_the_learned_warp_starts_at_the_identity_and_its_shifts_stay_within_flow_bound():
+    """The warp samples a horizontal ramp (each pixel's value = its x coordinate in [-1, 1]): the warped
+    value minus the original is the horizontal shift, which must stay within ±flow_bound at any weights."""
+    bound = 0.15
+    trainer = Trainer(tiny(flow_bound=bound))
+    unet = trainer.state.nets["g"].unet
+    size = trainer.config.image_size
+    coords = (torch.arange(size) + 0.5) * 2 / size - 1
+    ramp = coords.view(1, 1, 1, size).expand(4, 1, size, size).contiguous()
+    features = torch.randn(4, unet.flow.in_channels, 4, 4)
+    zero = torch.zeros(1, 1, 1, 1)
+    with torch.no_grad():
+        assert torch.allclose(unet.warp(ramp, features, zero), ramp, atol=1e-6)  # zero-initialised
+        unet.flow.weight.normal_(0, 50.0)
+        shift = unet.warp(ramp, features, zero) - ramp
+    inner = shift[:, :, 3:-3, 3:-3]  # away from the borders, where samples outside the image read background
+    assert inner.abs().max() <= bound + 1e-5 and inner.abs().max() > 0.5 * bound
+
+
 def test_unbounded_transforms_are_the_paper_default():
     trainer = Trainer(tiny())
     generator = trainer.state.nets["g"]
@@ -213,12 +232,13 @@ def test_unbounded_transforms_are_the_paper_default():
 
 @pytest.mark.parametrize("values, fragment", [
     ({"base_aug": "mixup"}, "base_aug='mixup' is not allowed"),
-    ({"aug": "light", "base_aug": "trivial"}, "for a hand-made baseline use aug=trivial"),
     ({"teacher_weight": -1.0}, "teacher_weight=-1.0 is out of range"),
     ({"teacher_decay": 1.0}, "teacher_decay=1.0 is out of range"),
     ({"disc_aug_p": 1.5}, "disc_aug_p=1.5 is out of range"),
     ({"stn_bound": float("inf")}, "stn_bound=inf is out of range"),
     ({"res_bound": -0.1}, "res_bound=-0.1 is out of range"),
+    ({"flow_bound": -0.1}, "flow_bound=-0.1 is out of range"),
+    ({"flow_bound": 0.1, "use_dec": False, "use_enc": False}, "flow_bound > 0 needs use_dec=true"),
 ])
 def test_new_keys_reject_bad_values(values, fragment):
     with pytest.raises(ConfigError) as error:
@@ -260,6 +280,18 @@ def test_eval_batch_shows_every_class():
     assert trainer.eval_y[:10].tolist() == list(range(10))
     assert torch.equal(trainer.splits.normalize(trainer.splits.train.images[
         (trainer.splits.train.labels == 0).nonzero()[0]]), trainer.eval_x[:1])
+
+
+def test_base_aug_leaves_hand_made_baselines_alone(monkeypatch):
+    """base_aug is the augmentation under G: a baseline (aug=light) applies its own augmentation only."""
+    applied = []
+    real = steps.baseline_augment
+    monkeypatch.setattr(steps, "baseline_augment", lambda name, images, dataset: applied.append(name) or
+                        real(name, images, dataset))
+    trainer = Trainer(tiny(aug="light", base_aug="trivial"))
+    raw, y, pair = _batch(trainer)
+    train_step(trainer.state, trainer.splits, raw, y, pair)
+    assert applied == ["light"]
 
 
 def test_baseline_runs_count_their_steps():

@@ -11,7 +11,7 @@ from raydaug.experiment import Experiment
 # split seeds of every multi-seed experiment (the seed decides the train/val/test split)
 SEEDS = [0, 1, 2]
 # the budget of the CPU-sized MNIST-550 runs (mnist5k_small: 22 minibatches of 25 per epoch)
-MNIST5K_SMALL_EPOCHS = 150
+MNIST5K_SMALL_EPOCHS = 200
 
 # --smoke: the same experiment shape on the embedded digits data with tiny nets (seconds per trial)
 TINY_DIGITS: dict[str, Any] = {

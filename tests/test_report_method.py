@@ -1,0 +1,138 @@
+"""The report's answer to "does the learned augmentation pay for itself": the comparison against the best
+hand-made augmentation (hand-computed numbers), learned variants named by what differs, a sibling run's
+baselines merged in, and a collapsed G flagged instead of presented as a win."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import analysis
+from analysis import tables
+from raydaug.cli import main
+from raydaug.config import Config
+from raydaug.logging import parquet as P
+
+T0 = 1_700_000_000.0
+
+
+def write_trial(run_dir: Path, trial_id: str, values: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    trials = P.trials_writer(str(run_dir))
+    trials.append({**P.trial_row(trial_id, "start", 0, Config.from_dict(values).to_dict()), "timestamp": T0})
+    trials.flush()
+    writer = P.metrics_writer(str(run_dir), trial_id)
+    for iteration, metrics in enumerate(rows, start=1):
+        row = P.metrics_row({"epoch": 5 * iteration, **metrics}, iteration, float(iteration))
+        row["timestamp"] = T0 + iteration
+        writer.append(row)
+    writer.flush()
+
+
+HEALTHY = {"aug/label_kept": 0.98, "aug/x_div": 0.9, "aug/z_div": 0.1}
+COLLAPSED = {"aug/label_kept": 0.1, "aug/x_div": 0.05, "aug/z_div": 0.0}
+
+
+def scored(test: float, health: dict[str, float] | None = None, collapse_at: int | None = None) -> list[dict]:
+    """Three reports whose best acc/val is the second (acc/test ``test`` there); with ``collapse_at`` the
+    G health turns collapsed from that report on."""
+    rows = []
+    for index, val in enumerate((0.5, 0.9, 0.7), start=1):
+        row = {"acc/val": val, "acc/test": test if index == 2 else 0.2}
+        if health is not None:
+            row.update(COLLAPSED if collapse_at is not None and index >= collapse_at else health)
+        rows.append(row)
+    return rows
+
+
+@pytest.fixture()
+def study(tmp_path) -> Path:
+    """Digits 10/class. Baselines: light 96, 98 (mean 97, error 3) and trivial 95 (error 5). Learned:
+    teacher_weight=1 at 98.5 and 97.5 (mean 98, error 2: 1/3 less error than light), healthy; teacher_weight=0
+    at 99 with a G that collapsed from its 2nd report (the score of a regulariser)."""
+    run = tmp_path / "study"
+    for trial_id, values, test in [("light_0", {"aug": "light", "seed": 0}, 0.96),
+                                   ("light_1", {"aug": "light", "seed": 1}, 0.98),
+                                   ("trivial_0", {"aug": "trivial", "seed": 0}, 0.95)]:
+        write_trial(run, trial_id, values, scored(test))
+    write_trial(run, "teach_0", {"teacher_weight": 1.0, "seed": 0}, scored(0.985, HEALTHY))
+    write_trial(run, "teach_1", {"teacher_weight": 1.0, "seed": 1}, scored(0.975, HEALTHY))
+    write_trial(run, "blob_0", {"teacher_weight": 0.0, "seed": 0}, scored(0.99, HEALTHY, collapse_at=2))
+    return run
+
+
+def test_comparison_against_the_best_hand_made_augmentation(study):
+    summary = tables.trial_summary(analysis.load(str(study)))
+    table = tables.comparison(summary).set_index(["aug", "variant"])
+    assert set(table["best_hand_made"]) == {"light"}
+    assert table.at[("light", ""), "acc_test_mean"] == pytest.approx(97.0)
+    assert table.at[("light", ""), "error_change_vs_best_hand_made"] == pytest.approx(0.0)
+    assert table.at[("trivial", ""), "error_change_vs_best_hand_made"] == pytest.approx(2 / 3)
+    teach = table.loc[("learned", "teacher_weight=1")]
+    assert teach["acc_test_mean"] == pytest.approx(98.0) and teach["acc_test_std"] == pytest.approx(math.sqrt(0.5))
+    assert teach["error_change_vs_best_hand_made"] == pytest.approx(-1 / 3)
+    assert (teach["healthy_trials"], teach["collapsed_trials"]) == (2, 0)
+    blob = table.loc[("learned", "teacher_weight=0")]
+    assert (blob["healthy_trials"], blob["collapsed_trials"]) == (0, 1)
+
+
+def test_health_at_the_chosen_checkpoint_and_the_collapse_epoch(study):
+    summary = tables.trial_summary(analysis.load(str(study))).set_index("trial_id")
+    assert summary.at["teach_0", "healthy"] and math.isnan(summary.at["teach_0", "collapsed_epoch"])
+    assert summary.at["teach_0", "label_kept_at_best"] == pytest.approx(0.98)
+    assert not summary.at["blob_0", "healthy"] and summary.at["blob_0", "collapsed_epoch"] == 10  # 2nd report
+    assert math.isnan(summary.at["light_0", "collapsed_epoch"])  # baselines have no G
+
+
+def test_the_headline_names_a_collapsed_winner_for_what_it_is(tmp_path, study):
+    """The best learned score here belongs to a collapsed G: the headline must say so, not claim a win."""
+    summary = tables.trial_summary(analysis.load(str(study)))
+    line, = tables.comparison_headline(tables.comparison(summary))
+    assert "learned (teacher_weight=0) 99.00 vs best hand-made light 97.00 ± 1.41" in line
+    assert "67 % less test error" in line and "UNHEALTHY G" in line and "1 collapsed" in line
+    healthy_only = summary[summary["trial_id"] != "blob_0"]
+    line, = tables.comparison_headline(tables.comparison(healthy_only))
+    assert "33 % less test error (healthy G in every trial)" in line
+
+
+def test_analyze_opens_with_the_comparison_and_flags_the_collapse(study, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["analyze", str(study), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "digits, 10/class: learned (teacher_weight=0)" in printed and "UNHEALTHY G" in printed
+    assert "trial blob_0: G collapsed at epoch 10" in printed
+    page = (out / "report.html").read_text()
+    headings = [part.split("</h2>")[0].split(">")[-1] for part in page.split("<h2")[1:]]
+    assert headings[:2] == ["Run", "Learned vs hand-made augmentation"]
+    assert (out / "learned_vs_hand_made.csv").exists() and (out / "learned_vs_hand_made.md").exists()
+
+
+def test_a_sibling_runs_baselines_join_the_comparison(tmp_path):
+    """The main job runs its baselines as a follow-up stage into RUN_DIR_baselines."""
+    run, sibling = tmp_path / "main", tmp_path / "main_baselines"
+    write_trial(run, "teach_0", {"teacher_weight": 1.0}, scored(0.98, HEALTHY))
+    write_trial(sibling, "light_0", {"aug": "light"}, scored(0.96))
+    write_trial(tmp_path / "other", "none_0", {"aug": "none"}, scored(0.5))  # not a sibling: left out
+    out = tmp_path / "report"
+    assert main(["analyze", str(run), "--out", str(out)]) == 0
+    import pandas as pd
+
+    compared = pd.read_csv(out / "learned_vs_hand_made.csv")
+    assert sorted(compared["aug"]) == ["learned", "light"]
+    assert compared.set_index("aug").at["learned", "error_change_vs_best_hand_made"] == pytest.approx(-0.5)
+    summary = tables.trial_summary(analysis.load(str(run)))
+    assert tables.comparison(summary).empty  # the run alone has no baseline
+
+
+def test_variants_are_named_by_the_keys_in_which_learned_trials_differ():
+    configs = {"a": Config.from_dict({"teacher_weight": 1.0, "seed": 0, "alpha": 0.3}).to_dict(),
+               "b": Config.from_dict({"teacher_weight": 1.0, "seed": 1, "alpha": 0.1}).to_dict(),
+               "c": Config.from_dict({"teacher_weight": 0.0, "base_aug": "light"}).to_dict(),
+               "d": Config.from_dict({"preset": "table3_b"}).to_dict(),
+               "e": Config.from_dict({"aug": "trivial"}).to_dict()}
+    labels = tables.variant_labels(configs)
+    # seeds and PBT-mutated values never split a variant; the players are named by their Table 3 row
+    assert labels["a"] == labels["b"] == "base_aug=none, teacher_weight=1"
+    assert labels["c"] == "base_aug=light, teacher_weight=0"
+    assert labels["d"].startswith("Table 3 row b") and labels["e"] == ""

@@ -1,0 +1,60 @@
+"""The method study: which of raydaug's additions make the learned augmentation pay for itself, on the two
+offline datasets, against the hand-made augmentations on the same splits and budgets.
+
+Stage 1 (``experiment``): the learned augmentation as a 2 × 2 factorial — the hand-made augmentation under G
+(``base_aug`` none / trivial) × the EMA teacher's term in G's loss (``teacher_weight`` 0 / 1), everything
+else at today's defaults — on digits (10 training / 30 validation images per class, 500 epochs) and on
+real MNIST (mnist5k: 55 / 50 per class, 16 px, small nets, 150 epochs), three split seeds each: 24 trials.
+Stage 2 (``followup``, into RUN_DIR_baselines): none / light / strong / trivial on the same splits and
+budgets: 24 trials. ``raydaug analyze RUN_DIR`` merges both and opens with the comparison table (mean ±
+std per variant and baseline, the relative test-error change against the best hand-made augmentation, and
+whether each learned G stayed healthy).
+
+About 2 hours on 2 CPUs. ``--smoke``: the same two stages, one seed, tiny nets on digits.
+"""
+from ray import tune
+
+from raydaug.config import BASE_AUGS
+from raydaug.experiment import Experiment
+from tune_configs._common import MNIST5K_SMALL_EPOCHS, SEEDS, TINY_DIGITS
+
+# per dataset: (train_per_class, val_per_class, epochs) — the reference digits protocol and MNIST-550
+PROTOCOL = {"digits": (10, 30, 500), "mnist5k": (55, 50, MNIST5K_SMALL_EPOCHS)}
+
+
+def _protocol(index: int):
+    return tune.sample_from(lambda spec: PROTOCOL[spec.config["dataset"]][index])
+
+
+SPLIT_AND_BUDGET = {"train_per_class": _protocol(0), "val_per_class": _protocol(1), "epochs": _protocol(2),
+                    "checkpoint_every": _protocol(2)}
+SMOKE = {**TINY_DIGITS, "epochs": 2, "checkpoint_every": 2, "seed": tune.grid_search([0]),
+         "dataset": tune.grid_search(["digits"]), "train_per_class": 3, "val_per_class": 3}
+
+
+def experiment() -> Experiment:
+    return Experiment(
+        name="method_study",
+        base={"aug": "learned", "eval_every": 5},
+        search_space={"dataset": tune.grid_search(list(PROTOCOL)), "base_aug": tune.grid_search(["none", "trivial"]),
+                      "teacher_weight": tune.grid_search([0.0, 1.0]), "seed": tune.grid_search(SEEDS),
+                      **SPLIT_AND_BUDGET},
+        scheduler="fifo",
+        cpus_per_trial=1.0,
+        smoke=dict(SMOKE),
+        checkpoints_to_keep=1,
+    )
+
+
+def followup(run_dir: str) -> Experiment:
+    """The hand-made baselines on the same splits and budgets."""
+    return Experiment(
+        name="baselines",
+        base={"eval_every": 5},
+        search_space={"dataset": tune.grid_search(list(PROTOCOL)), "aug": tune.grid_search(list(BASE_AUGS)),
+                      "seed": tune.grid_search(SEEDS), **SPLIT_AND_BUDGET},
+        scheduler="fifo",
+        cpus_per_trial=1.0,
+        smoke=dict(SMOKE),
+        checkpoints_to_keep=1,
+    )
