@@ -14,10 +14,12 @@ $(STAMP): pyproject.toml $(wildcard */__init__.py)
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# the main job: learned vs hand-made augmentation on real MNIST (mnist5k, offline), then its report
+MAIN := mnist5k_pbt
 run: $(STAMP)
-	$(BIN)/raydaug tune digits_pbt --storage $(CURDIR)/runs --name digits_pbt $(if $(wildcard runs/digits_pbt/tuner.pkl),--resume)
-	$(BIN)/raydaug analyze runs/digits_pbt
-	@echo "results: $(CURDIR)/runs/digits_pbt (report: runs/digits_pbt/report/report.html)"
+	$(BIN)/raydaug tune $(MAIN) --storage $(CURDIR)/runs --name $(MAIN) $(if $(wildcard runs/$(MAIN)/tuner.pkl),--resume)
+	$(BIN)/raydaug analyze runs/$(MAIN)
+	@echo "results: $(CURDIR)/runs/$(MAIN) and runs/$(MAIN)_baselines (report: runs/$(MAIN)/report/report.html)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

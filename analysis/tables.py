@@ -44,7 +44,7 @@ COLLAPSE_LABEL_KEPT = 0.5  # collapsed at the first evaluation where most G(x) l
 COLLAPSE_X_DIV = 0.2       # ... or G(x) became nearly the same image for every x
 # config keys that never tell two learned augmentations apart (split, bookkeeping, PBT-mutated values)
 NOT_A_VARIANT = {"seed", "data_dir", "download", "device", "preset", "g_checkpoint", "dataset", "train_per_class",
-                 "val_per_class", "eval_every", "checkpoint_every", "compile", "amp", *MUTABLE_HPARAMS,
+                 "val_per_class", "eval_every", "checkpoint_every", "compile", "amp",
                  *ABLATION_FLAGS}  # the players a trial trains are named by their Table 3 row instead
 AUG_NAMES = {"none": "baseline (no augmentation)", "light": "light DA", "strong": "strong DA",
              "trivial": "TrivialAugmentWide", "learned": "learned (ours)"}
@@ -64,12 +64,13 @@ def table3_row(config: dict[str, Any]) -> str | None:
     return None
 
 
-def variant_labels(configs: dict[str, dict[str, Any]]) -> dict[str, str]:
+def variant_labels(configs: dict[str, dict[str, Any]], mutated: set[str] = frozenset()) -> dict[str, str]:
     """trial_id → a name for its learned augmentation: the config keys in which the run's learned trials
-    differ (``base_aug=trivial, teacher_weight=1``), ignoring seeds, splits and PBT-mutated values;
-    "" for baselines and when every learned trial is configured alike."""
+    differ (``base_aug=trivial, teacher_weight=1``), ignoring seeds, splits and the keys a PBT scheduler
+    ``mutated`` (a population's members start from sampled values of those); "" for baselines and when
+    every learned trial is configured alike."""
     learned = {t: c for t, c in configs.items() if c.get("aug") == "learned"}
-    keys = sorted({key for c in learned.values() for key in c} - NOT_A_VARIANT)
+    keys = sorted({key for c in learned.values() for key in c} - NOT_A_VARIANT - set(mutated))
     differing = [key for key in keys if len({_hashable(c.get(key)) for c in learned.values()}) > 1]
     players = {t: _players(c) for t, c in learned.items()}
     name_players = len(set(players.values())) > 1
@@ -82,6 +83,15 @@ def variant_labels(configs: dict[str, dict[str, Any]]) -> dict[str, str]:
         tokens += [f"{key}={_short(learned[trial_id].get(key))}" for key in differing]
         labels[trial_id] = ", ".join(tokens)
     return labels
+
+
+def _sampled_keys(configs: dict[str, dict[str, Any]]) -> set[str]:
+    """Float keys of MUTABLE_HPARAMS whose value differs in every trial of a population (more than two
+    trials): sampled at random, not a variant. A grid's values repeat across seeds."""
+    learned = [c for c in configs.values() if c.get("aug") == "learned"]
+    if len(learned) < 3:
+        return set()
+    return {key for key in MUTABLE_HPARAMS if len({c.get(key) for c in learned}) == len(learned)}
 
 
 def _players(config: dict[str, Any]) -> str:
@@ -128,7 +138,8 @@ def trial_summary(run: RunData, metric: str = "acc/val") -> pd.DataFrame:
     ``variant``), its best-``metric`` row (``best_acc_val``, ``test_at_best``, ``best_iteration``,
     ``best_epoch``), its last row and size, and G's health at the best row."""
     configs = config_dicts(run)
-    variants = variant_labels(configs)
+    # a PBT run's members start from sampled values of every searched key; they are one variant
+    variants = variant_labels(configs, mutated=set(run.events["key"]) | _sampled_keys(configs))
     metrics = run.metrics
     grouped = metrics.groupby(PARTITION_KEY, sort=True, observed=True)
     sizes = grouped.size()
@@ -255,6 +266,9 @@ def comparison_headline(table: pd.DataFrame) -> list[str]:
 
 
 def _table1_reference(dataset: str, per_class: int, aug: str) -> tuple[float, str]:
+    if dataset == "mnist5k" and per_class == PAPER_TRAIN_PER_CLASS["mnist"] and ("mnist", aug) in PAPER_TABLE1:
+        # the same protocol on a 5,000-image subset: its test split is not the official test set
+        return PAPER_TABLE1[("mnist", aug)], "paper Table 1, MNIST (official test set)"
     if dataset in PAPER_TRAIN_PER_CLASS and per_class == PAPER_TRAIN_PER_CLASS[dataset]:
         if (dataset, aug) in PAPER_TABLE1:
             return PAPER_TABLE1[(dataset, aug)], "paper Table 1"

@@ -9,8 +9,8 @@ import argparse
 import sys
 from typing import Any, Sequence
 
-from raydaug.config import Config, parse_overrides
-from raydaug.errors import EXIT_CODES
+from raydaug.config import MUTABLE_HPARAMS, Config, parse_overrides
+from raydaug.errors import EXIT_CODES, UsageError
 
 
 def load_tune_config_base(path: str | None) -> dict[str, Any]:
@@ -57,7 +57,15 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
     from raydaug.tune.replay import run_replay
 
     schedule, beside_source = schedule_to_replay(args.source, args.trial)
-    run_dir = run_replay(schedule, args.storage or beside_source, args.name or f"replay_{schedule['trial_id']}")
+    overrides = parse_overrides(args.set)
+    scheduled = sorted(set(overrides) & set(MUTABLE_HPARAMS))
+    if scheduled:
+        raise UsageError(f"--set {', '.join(scheduled)}: the schedule governs {', '.join(MUTABLE_HPARAMS)}; "
+                         "replay sets only the other keys (e.g. --set seed=1 for another split)")
+    schedule = {**schedule, "initial_config": {**schedule["initial_config"], **overrides}}
+    suffix = "".join(f"_{key}{value}" for key, value in sorted(overrides.items()))
+    run_dir = run_replay(schedule, args.storage or beside_source,
+                         args.name or f"replay_{schedule['trial_id']}{suffix}")
     print(f"replayed trial {schedule['trial_id']} ({len(schedule['changes'])} change(s)) → {run_dir}")
     return 0
 
@@ -116,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("source", help="RUN_DIR or an exported schedule file")
     replay.add_argument("--trial", help="trial id when SOURCE is a RUN_DIR (default: best by acc/val)")
     replay.add_argument("--storage", help="where the replay run goes (default: beside the source run)")
-    replay.add_argument("--name", help="name of the replay run")
+    replay.add_argument("--name", help="name of the replay run (default replay_<trial>[_<key><value>...])")
+    _add_set(replay)
     replay.set_defaults(func=_cmd_schedule)
 
     compact = sub.add_parser("compact", help="merge a run's small Parquet parts into larger ones")

@@ -183,7 +183,8 @@ class Trainer:
             if player in self.state.optims:
                 metrics[f"lr/{player}"] = self.state.optims[player].param_groups[0]["lr"]
         if config.aug == "learned":
-            metrics.update({"hp/alpha": config.alpha, "hp/beta": config.beta, "hp/gamma": config.gamma})
+            metrics.update({"hp/alpha": config.alpha, "hp/beta": config.beta, "hp/gamma": config.gamma,
+                            "hp/teacher_weight": config.teacher_weight})
         metrics["epoch"] = self.state.epoch
         metrics["step"] = self.state.step
         metrics["time/step_ms"] = 1000.0 * acc.seconds / max(1, acc.steps)

@@ -32,8 +32,8 @@ from raydaug.errors import ConfigError
 from raydaug.logging import parquet as P
 from tests.helpers import tiny
 
-METRIC_OF_HPARAM = {"alpha": "hp/alpha", "beta": "hp/beta", "gamma": "hp/gamma", "lr_c": "lr/c", "lr_g": "lr/g",
-                    "lr_dc": "lr/dc", "lr_dd": "lr/dd"}
+METRIC_OF_HPARAM = {"alpha": "hp/alpha", "beta": "hp/beta", "gamma": "hp/gamma", "teacher_weight": "hp/teacher_weight",
+                    "lr_c": "lr/c", "lr_g": "lr/g", "lr_dc": "lr/dc", "lr_dd": "lr/dd"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 T0 = 1_700_000_000.0
 
@@ -502,6 +502,12 @@ def test_schedule_replay_hands_the_schedule_to_run_replay(pbt_run, tmp_path, mon
     assert main(["schedule", "replay", str(pbt_run), "--storage", str(tmp_path / "s"), "--name", "again"]) == 0
     assert calls[-1][0]["trial_id"] == "B" and calls[-1][1:] == (str(tmp_path / "s"), "again")
     assert f"replayed trial B (2 change(s)) → {tmp_path / 's'}/again" in capsys.readouterr().out
+    # on another split: --set changes the replayed config's other keys, never a scheduled one
+    assert main(["schedule", "replay", str(path), "--set", "seed=2"]) == 0
+    assert calls[-1][0]["initial_config"]["seed"] == "2" and calls[-1][2] == "replay_A_seed2"
+    assert calls[-1][0]["changes"] == export_schedule(analysis.load(str(pbt_run)), "A")["changes"]
+    assert main(["schedule", "replay", str(path), "--set", "alpha=0.5"]) == 2
+    assert "the schedule governs" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("change, fragment", [

@@ -1,6 +1,7 @@
 """The four players: gradients, isolation of updates, identity at init, ablation switches."""
 import pytest
 import torch
+import torch.nn.functional as F
 
 from raydaug.config import TABLE3_ROWS
 from raydaug.losses import bce_real, fool_classifier
@@ -180,10 +181,12 @@ def test_generator_loss_has_exactly_the_enabled_terms(trained):
         "use_dc": config.alpha * bce_real(state.nets["dc"](fake, y)),
         "use_dd": config.beta * bce_real(state.nets["dd"](x, fake)),
         "use_gadv": config.gamma * fool_classifier(state.nets["c"](fake), y, "paper"),
+        "teacher_weight": config.teacher_weight * F.cross_entropy(state.teacher(fake), y),
     }
+    assert config.teacher_weight > 0  # the default: four terms
     assert torch.allclose(generator_loss(state, x, y, fake), sum(terms.values()), atol=1e-6)
     for off in terms:
-        state.config = config.replace(**{off: False})
+        state.config = config.replace(**{off: 0.0 if off == "teacher_weight" else False})
         expected = sum(value for key, value in terms.items() if key != off)
         assert torch.allclose(generator_loss(state, x, y, fake), expected, atol=1e-6), off
     state.config = config

@@ -131,8 +131,19 @@ def test_variants_are_named_by_the_keys_in_which_learned_trials_differ():
                "c": Config.from_dict({"teacher_weight": 0.0, "base_aug": "light"}).to_dict(),
                "d": Config.from_dict({"preset": "table3_b"}).to_dict(),
                "e": Config.from_dict({"aug": "trivial"}).to_dict()}
-    labels = tables.variant_labels(configs)
+    labels = tables.variant_labels(configs, mutated={"alpha"})
     # seeds and PBT-mutated values never split a variant; the players are named by their Table 3 row
-    assert labels["a"] == labels["b"] == "base_aug=none, teacher_weight=1"
+    assert labels["a"] == labels["b"] == "base_aug=trivial, teacher_weight=1"
     assert labels["c"] == "base_aug=light, teacher_weight=0"
     assert labels["d"].startswith("Table 3 row b") and labels["e"] == ""
+    assert "alpha=0.3" in tables.variant_labels(configs)["a"]  # unless nothing mutated it
+
+
+def test_a_pbt_population_is_one_variant_even_before_its_first_exploit(tmp_path):
+    """Members of a population start from sampled values (every one different): they are one learned
+    augmentation, not four."""
+    run = tmp_path / "pbt"
+    for index, alpha in enumerate((0.11, 0.23, 0.37, 0.52)):
+        write_trial(run, f"m{index}", {"alpha": alpha, "lr_c": 1e-3 * (index + 1)}, scored(0.97, HEALTHY))
+    summary = tables.trial_summary(analysis.load(str(run)))
+    assert set(summary["variant"]) == {""}

@@ -74,13 +74,13 @@ def test_cli_resume_continues_a_stopped_run(tmp_path):
     assert resumed["final"]["loss/c"] == full["final"]["loss/c"]
 
 
-@pytest.mark.parametrize("key, player", [("alpha", "dc"), ("beta", "dd"), ("gamma", "c")])
-def test_mutated_loss_weight_changes_the_gradient_g_follows(key, player):
-    """A PBT mutation of α, β or γ reaches the loss G optimises, not only its hp/* echo: after
-    ``apply_hparams`` G's gradient is the old gradient plus (new − old) times that term's gradient."""
+@pytest.mark.parametrize("key", ["alpha", "beta", "gamma", "teacher_weight"])
+def test_mutated_loss_weight_changes_the_gradient_g_follows(key):
+    """A PBT mutation of α, β, γ or the teacher's weight reaches the loss G optimises, not only its hp/*
+    echo: after ``apply_hparams`` G's gradient is the old gradient plus (new − old) times that term's."""
     from raydaug.steps import generator_loss, sample_noise
 
-    trainer = Trainer(tiny(gamma=0.01))
+    trainer = Trainer(tiny(gamma=0.01, teacher_weight=0.5))
     trainer.train_epoch()
     state = trainer.state
     for net in state.nets.values():
@@ -98,7 +98,7 @@ def test_mutated_loss_weight_changes_the_gradient_g_follows(key, player):
     old = getattr(state.config, key)
     trainer.apply_hparams(state.config.replace(**{key: old * 5}))
     after = gradient()
-    others = {k: 0.0 for k in ("alpha", "beta", "gamma") if k != key}
+    others = {k: 0.0 for k in ("alpha", "beta", "gamma", "teacher_weight") if k != key}
     trainer.apply_hparams(state.config.replace(**others, **{key: 1.0}))
     term = gradient()  # the gradient of that term alone, at weight 1
     assert term.abs().sum() > 0
@@ -220,18 +220,18 @@ def _losses_after_two_batches(config) -> dict[str, float]:
 @pytest.mark.parametrize("option", [{"amp": True}, {"compile": True}])
 def test_fast_paths_match_eager_fp32(option):
     """bf16 autocast and torch.compile change speed, not the game: the same losses within a tolerance
-    smaller than any of G's three terms (a fast path that dropped the γ term would fail)."""
+    smaller than any of G's four terms (a fast path that dropped the γ term would fail)."""
     if option.get("compile"):
         pytest.importorskip("torch._inductor")
     config = tiny(epochs=2, train_per_class=2, val_per_class=1, batch_size=20, use_stn=False,
-                  classifier="small", disc="small", alpha=1.0, beta=1.0, gamma=1.0)
+                  classifier="small", disc="small", alpha=1.0, beta=1.0, gamma=10.0, teacher_weight=1.0)
     want = _losses_after_two_batches(config)
     got = _losses_after_two_batches(config.replace(**option))
     tolerance = {name: 0.02 * abs(want[name]) + 1e-3 for name in ("loss/c", "loss/dc", "loss/dd", "loss/g")}
     for name, allowed in tolerance.items():
         assert abs(got[name] - want[name]) < allowed, (name, got[name], want[name])
     # each of G's terms moves loss/g by more than the tolerance, so none can silently go missing
-    for term in ("alpha", "beta", "gamma"):
+    for term in ("alpha", "beta", "gamma", "teacher_weight"):
         without = _losses_after_two_batches(config.replace(**{term: 0.0}))
         assert abs(without["loss/g"] - want["loss/g"]) > 3 * tolerance["loss/g"], term
 

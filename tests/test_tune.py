@@ -34,7 +34,7 @@ from tests.helpers import TINY  # noqa: E402
 # PBT compares only unfinished trials: such a run exploits nothing.
 ONE_AT_A_TIME = 1.5
 LR_KEYS = {"lr_c": "lr/c", "lr_g": "lr/g", "lr_dc": "lr/dc", "lr_dd": "lr/dd"}
-HP_KEYS = {"alpha": "hp/alpha", "beta": "hp/beta", "gamma": "hp/gamma"}
+HP_KEYS = {"alpha": "hp/alpha", "beta": "hp/beta", "gamma": "hp/gamma", "teacher_weight": "hp/teacher_weight"}
 
 
 def tune_args(**changes) -> argparse.Namespace:

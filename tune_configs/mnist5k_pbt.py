@@ -25,6 +25,7 @@ MUTATIONS = {
     "alpha": (0.02, 0.5),
     "beta": (0.01, 0.25),
     "gamma": (1e-3, 0.05),
+    "teacher_weight": (0.3, 3.0),
     "lr_c": (3e-4, 3e-3),
     "lr_g": (1e-4, 2.5e-3),
     "lr_dc": (1e-4, 2.5e-3),

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 # Every reported metric (docs/analysis.md, "Columns"), in a fixed order; missing values are nulls.
 METRIC_COLUMNS = (
     "loss/c", "loss/g", "loss/dc", "loss/dd", "acc/train", "acc/val", "acc/test", "acc/aug",
-    "lr/c", "lr/g", "lr/dc", "lr/dd", "hp/alpha", "hp/beta", "hp/gamma", "epoch", "step",
+    "lr/c", "lr/g", "lr/dc", "lr/dd", "hp/alpha", "hp/beta", "hp/gamma", "hp/teacher_weight", "epoch", "step",
     "time/step_ms", "time/samples_per_s", "aug/l1", "aug/affine_dev", "aug/z_div", "aug/x_div", "aug/label_kept",
 )
 _INT_COLUMNS = {"epoch", "step"}

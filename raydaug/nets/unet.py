@@ -1,6 +1,5 @@
 """U-Net encoder/decoder conditioned on z, predicting a residual over its input image (each pixel's change
-bounded to ±``bound`` in normalised units when ``bound`` > 0) and, with ``flow_bound`` > 0, a smooth
-displacement field that warps the image first (an elastic deformation, learned; an extension of the paper).
+bounded to ±``bound`` in normalised units when ``bound`` > 0).
 
 With ``use_enc`` the decoder gets the encoder's bottleneck and skip connections; without it (Table 3
 row d, 'DEC from noise or a small code') it starts from a 4×4 average-pooled code of the image and z.
@@ -18,10 +17,9 @@ from .stn import bounded
 
 class UNet(nn.Module):
     def __init__(self, channels: int, image_size: int, noise_dim: int, ngf: int, use_enc: bool,
-                 bound: float = 0.0, flow_bound: float = 0.0, noise_channels: int = 8):
+                 bound: float = 0.0, noise_channels: int = 8):
         super().__init__()
         self.bound = bound
-        self.flow_bound = flow_bound
         levels = down_steps(image_size)
         widths = encoder_widths(ngf, levels)
         self.encoder = DownEncoder(channels, widths) if use_enc else None
@@ -37,23 +35,8 @@ class UNet(nn.Module):
         self.out = conv(widths[0], channels)
         nn.init.zeros_(self.out.weight)  # start as the identity: G(x) = T(x)
         nn.init.zeros_(self.out.bias)
-        # optional smooth warp: a 4×4 displacement field from the bottleneck, upsampled to the image
-        self.flow = conv(widths[-1], 2) if flow_bound > 0 else None
-        if self.flow is not None:
-            nn.init.zeros_(self.flow.weight)
-            nn.init.zeros_(self.flow.bias)
 
-    def warp(self, x: torch.Tensor, h: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
-        """Resample x along identity + flow, the flow each coordinate's shift bounded to ±flow_bound
-        (in units of half the image width) and smooth (bilinear from 4×4); outside pixels are background."""
-        flow = bounded(self.flow(h), self.flow_bound)
-        flow = F.interpolate(flow, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        identity = torch.eye(2, 3, device=x.device, dtype=x.dtype).unsqueeze(0).expand(x.shape[0], 2, 3)
-        grid = F.affine_grid(identity, list(x.shape), align_corners=False) + flow.permute(0, 2, 3, 1)
-        moved = F.grid_sample(x - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        return moved + background
-
-    def forward(self, x: torch.Tensor, z: torch.Tensor, background: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         if self.encoder is not None:
             skips = self.encoder(x)
             h = skips[-1]
@@ -61,8 +44,6 @@ class UNet(nn.Module):
             skips = None
             h = F.adaptive_avg_pool2d(x, 4)
         h = self.bottom(torch.cat([h, self.noise(z, h.shape[-1])], dim=1))
-        if self.flow is not None:
-            x = self.warp(x, h, background)
         for level, (up, merge) in enumerate(zip(self.ups, self.merges)):
             h = up(h)
             parts = [h] if skips is None else [h, skips[-2 - level]]

@@ -7,11 +7,11 @@ from typing import Any, Callable, Sequence
 
 from ray.tune import Callback
 
-HPARAM_COLUMNS = (("alpha", "α"), ("beta", "β"), ("gamma", "γ"), ("lr_c", "lr_c"), ("lr_g", "lr_g"),
-                  ("lr_dc", "lr_dc"), ("lr_dd", "lr_dd"))
+HPARAM_COLUMNS = (("alpha", "α"), ("beta", "β"), ("gamma", "γ"), ("teacher_weight", "teacher"), ("lr_c", "lr_c"),
+                  ("lr_g", "lr_g"), ("lr_dc", "lr_dc"), ("lr_dd", "lr_dd"))
 # the metric that reports the live value of a key, for configs that leave it to a preset
-REPORTED = {"alpha": "hp/alpha", "beta": "hp/beta", "gamma": "hp/gamma", "lr_c": "lr/c", "lr_g": "lr/g",
-            "lr_dc": "lr/dc", "lr_dd": "lr/dd"}
+REPORTED = {"alpha": "hp/alpha", "beta": "hp/beta", "gamma": "hp/gamma", "teacher_weight": "hp/teacher_weight",
+            "lr_c": "lr/c", "lr_g": "lr/g", "lr_dc": "lr/dc", "lr_dd": "lr/dd"}
 
 
 def _number(value: Any, spec: str) -> str:

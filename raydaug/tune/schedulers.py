@@ -29,6 +29,7 @@ DEFAULT_MUTATIONS: dict[str, tuple[float, float]] = {
     "alpha": (0.01, 1.0),
     "beta": (0.005, 0.5),
     "gamma": (1e-4, 0.05),
+    "teacher_weight": (0.1, 10.0),
     "lr_c": (1e-4, 1e-2),
     "lr_g": (5e-5, 5e-3),
     "lr_dc": (5e-5, 5e-3),
