@@ -57,7 +57,7 @@ def followup(run_dir: str) -> Experiment | None:
         base={**BASE, "joint": False, "g_checkpoint": found[0][2]},
         search_space={"g_checkpoint": tune.grid_search(sorted(seed_of)),
                       # the frozen G was trained on its seed's split: C must see the same split
-                      "seed": tune.sample_from(lambda spec: seed_of[spec.config["g_checkpoint"]])},
+                      "seed": tune.sample_from(lambda config: seed_of[config["g_checkpoint"]])},
         scheduler="fifo",
         cpus_per_trial=2.0,
         gpus_per_trial=GPUS_PER_TRIAL,

@@ -4,7 +4,7 @@ offline datasets, against the hand-made augmentations on the same splits and bud
 Stage 1 (``experiment``): the learned augmentation as a 2 × 2 factorial — the hand-made augmentation under G
 (``base_aug`` none / trivial) × the EMA teacher's term in G's loss (``teacher_weight`` 0 / 1), everything
 else at today's defaults — on digits (10 training / 30 validation images per class, 500 epochs) and on
-real MNIST (mnist5k: 55 / 50 per class, 16 px, small nets, 150 epochs), three split seeds each: 24 trials.
+real MNIST (mnist5k: 55 / 50 per class, 16 px, small nets, 200 epochs), three split seeds each: 24 trials.
 Stage 2 (``followup``, into RUN_DIR_baselines): none / light / strong / trivial on the same splits and
 budgets: 24 trials. ``raydaug analyze RUN_DIR`` merges both and opens with the comparison table (mean ±
 std per variant and baseline, the relative test-error change against the best hand-made augmentation, and
@@ -23,7 +23,7 @@ PROTOCOL = {"digits": (10, 30, 500), "mnist5k": (55, 50, MNIST5K_SMALL_EPOCHS)}
 
 
 def _protocol(index: int):
-    return tune.sample_from(lambda spec: PROTOCOL[spec.config["dataset"]][index])
+    return tune.sample_from(lambda config: PROTOCOL[config["dataset"]][index])
 
 
 SPLIT_AND_BUDGET = {"train_per_class": _protocol(0), "val_per_class": _protocol(1), "epochs": _protocol(2),
