@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import os
+import shlex
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -82,7 +83,7 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
     parts = len(list_parts(filesystem, f"{root}/{METRICS_DIR}")[0])
     if parts > COMPACT_HINT_PARTS and len(metrics) < COMPACT_HINT_ROWS_PER_PART * parts:
         report.notes.append(f"the metrics are spread over {parts} small part files: `raydaug compact "
-                            f"{run.run_dir}` makes loading them faster")
+                            f"{shlex.quote(run.run_dir)}` makes loading them faster")
 
     # best checkpoints
     best = tables.best_checkpoint_table(summary, top_k)
@@ -121,7 +122,8 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
             f"least {tables.HEALTHY_LABEL_KEPT:.0%} of G(x) keep their label under the EMA teacher "
             f"(aug/label_kept), G(x) varies with x (aug/x_div ≥ {tables.HEALTHY_X_DIV}) and with z "
             f"(aug/z_div ≥ {tables.HEALTHY_Z_DIV}); it collapsed where label_kept fell below "
-            f"{tables.COLLAPSE_LABEL_KEPT} or x_div below {tables.COLLAPSE_X_DIV}.")
+            f"{tables.COLLAPSE_LABEL_KEPT} or x_div below {tables.COLLAPSE_X_DIV} at {tables.COLLAPSE_EVALS} "
+            "evaluations in a row.")
         shown = tables.display_comparison(versus)
         section.tables.append(("Learned vs hand-made", shown,
                                tables.write_table(versus, shown, out_dir, "learned_vs_hand_made")))
@@ -129,9 +131,10 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
         report.sections.insert(1, report.sections.pop())  # right after the run overview
     collapsed = summary[summary["collapsed_epoch"].notna()] if "collapsed_epoch" in summary else summary.iloc[0:0]
     for row in collapsed.itertuples(index=False):
+        after = ("healthy again at its chosen checkpoint" if row.healthy else
+                 "unhealthy at its chosen checkpoint: its score is not a learned augmentation's")
         report.notes.append(f"trial {row.trial_id}: G collapsed at epoch {row.collapsed_epoch:g} (aug/label_kept < "
-                            f"{tables.COLLAPSE_LABEL_KEPT} or aug/x_div < {tables.COLLAPSE_X_DIV}); its score is "
-                            "not a learned augmentation's")
+                            f"{tables.COLLAPSE_LABEL_KEPT} or aug/x_div < {tables.COLLAPSE_X_DIV}); {after}")
 
     # paper tables
     t1 = tables.table1(summary)

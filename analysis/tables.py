@@ -40,8 +40,10 @@ ABLATION_FLAGS = ("use_stn", "use_enc", "use_dec", "use_dc", "use_dd", "use_gadv
 HEALTHY_LABEL_KEPT = 0.9   # at the chosen checkpoint: at least this share of G(x) keep their label
 HEALTHY_X_DIV = 0.5        # ... G(x) still varies with x (1 = as much as x does)
 HEALTHY_Z_DIV = 0.01       # ... and with z (mean |G(x,z1) − G(x,z2)| in normalised units)
-COLLAPSE_LABEL_KEPT = 0.5  # collapsed at the first evaluation where most G(x) lost their label
+COLLAPSE_LABEL_KEPT = 0.5  # collapsed where most G(x) lost their label
 COLLAPSE_X_DIV = 0.2       # ... or G(x) became nearly the same image for every x
+COLLAPSE_EVALS = 2         # ... at this many evaluations in a row: label_kept is measured on 64 images under a
+                           # teacher that is itself young early on, so one low reading alone is noise
 # config keys that never tell two learned augmentations apart (split, bookkeeping, PBT-mutated values)
 NOT_A_VARIANT = {"seed", "data_dir", "download", "device", "preset", "g_checkpoint", "dataset", "train_per_class",
                  "val_per_class", "eval_every", "checkpoint_every", "compile", "amp",
@@ -115,20 +117,23 @@ def _short(value: Any) -> str:
 
 def health(run: RunData, best_iterations: dict[str, int]) -> pd.DataFrame:
     """Per trial with a generator: the aug/* values at its chosen (best-validation) iteration, whether G is
-    healthy there, and the epoch at which it first collapsed (NaN if never)."""
+    healthy there, and the epoch at which it first collapsed: the first of ``COLLAPSE_EVALS`` evaluations in a
+    row below the collapse thresholds (NaN if never)."""
     rows = []
     metrics = run.metrics
     for trial_id, frame in metrics.groupby(PARTITION_KEY, sort=True, observed=True):
         if "aug/label_kept" not in frame or frame["aug/label_kept"].isna().all():
             continue
-        collapsed = frame[(frame["aug/label_kept"] < COLLAPSE_LABEL_KEPT) | (frame["aug/x_div"] < COLLAPSE_X_DIV)]
+        frame = frame.dropna(subset=["aug/label_kept"])
+        low = ((frame["aug/label_kept"] < COLLAPSE_LABEL_KEPT) | (frame["aug/x_div"] < COLLAPSE_X_DIV)).to_numpy()
+        streak_start = [i for i in range(len(low) - COLLAPSE_EVALS + 1) if low[i:i + COLLAPSE_EVALS].all()]
         at = frame[frame["training_iteration"] == best_iterations.get(str(trial_id), -1)]
         at = at.iloc[-1] if not at.empty else frame.iloc[-1]
         kept, x_div, z_div = (float(at[name]) for name in ("aug/label_kept", "aug/x_div", "aug/z_div"))
         rows.append({PARTITION_KEY: str(trial_id), "label_kept_at_best": kept, "x_div_at_best": x_div,
                      "z_div_at_best": z_div,
                      "healthy": bool(kept >= HEALTHY_LABEL_KEPT and x_div >= HEALTHY_X_DIV and z_div >= HEALTHY_Z_DIV),
-                     "collapsed_epoch": float(collapsed["epoch"].iloc[0]) if not collapsed.empty else math.nan})
+                     "collapsed_epoch": float(frame["epoch"].iloc[streak_start[0]]) if streak_start else math.nan})
     return pd.DataFrame(rows, columns=[PARTITION_KEY, "label_kept_at_best", "x_div_at_best", "z_div_at_best",
                                        "healthy", "collapsed_epoch"])
 

@@ -85,6 +85,25 @@ def test_health_at_the_chosen_checkpoint_and_the_collapse_epoch(study):
     assert math.isnan(summary.at["light_0", "collapsed_epoch"])  # baselines have no G
 
 
+def test_one_low_reading_is_noise_two_in_a_row_a_collapse(tmp_path, capsys):
+    """label_kept comes from 64 images under a young teacher: a single low evaluation is not a collapse; two
+    in a row are, even when G recovers (then the note says it is healthy again at its chosen checkpoint)."""
+    run = tmp_path / "run"
+    for trial_id, pattern in [("dip", "HCHH"), ("slump", "HCCH"), ("end", "HHCC")]:
+        rows = [{"acc/val": 0.5 + 0.1 * index, "acc/test": 0.9, **(COLLAPSED if mark == "C" else HEALTHY)}
+                for index, mark in enumerate(pattern)]
+        write_trial(run, trial_id, {"teacher_weight": 1.0, "seed": 0}, rows)
+    summary = tables.trial_summary(analysis.load(str(run))).set_index("trial_id")
+    assert math.isnan(summary.at["dip", "collapsed_epoch"])
+    assert summary.at["slump", "collapsed_epoch"] == 10 and summary.at["slump", "healthy"]
+    assert summary.at["end", "collapsed_epoch"] == 15 and not summary.at["end", "healthy"]
+    assert main(["analyze", str(run), "--out", str(tmp_path / "report")]) == 0
+    printed = capsys.readouterr().out
+    assert "trial dip: G collapsed" not in printed
+    assert "trial slump: G collapsed at epoch 10" in printed and "healthy again at its chosen checkpoint" in printed
+    assert "trial end: G collapsed at epoch 15" in printed and "not a learned augmentation's" in printed
+
+
 def test_the_headline_names_a_collapsed_winner_for_what_it_is(tmp_path, study):
     """The best learned score here belongs to a collapsed G: the headline must say so, not claim a win."""
     summary = tables.trial_summary(analysis.load(str(study)))

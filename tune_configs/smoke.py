@@ -1,6 +1,7 @@
 """Smoke test of the whole Tune path: 2 tiny trials on digits, PBT forced to exploit at every iteration.
 
-≈ 30 s on 2 CPUs: ``raydaug tune smoke``.
+≈ 30 s on 2 CPUs: ``raydaug tune smoke``. PBT exploits whenever the two trials run together (the default on
+2 CPUs); with ``--cpus-per-trial 1.5`` they run one at a time instead.
 """
 from ray import tune
 
