@@ -165,7 +165,7 @@ class Trainer:
         self.accumulator.check_finite(f"epoch {self.state.epoch}, iteration {self.iteration}")
 
     def train_iteration(self) -> dict[str, Any]:
-        """Train up to the next evaluation epoch, then evaluate; returns the DESIGN metrics."""
+        """Train up to the next evaluation epoch, then evaluate; returns the metrics of docs/analysis.md."""
         target = min(self.config.epochs, (self.state.epoch // self.config.eval_every + 1) * self.config.eval_every)
         while self.state.epoch < target:
             self.train_epoch()

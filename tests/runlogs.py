@@ -30,8 +30,11 @@ def raw_metrics(run_dir: str | Path) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     filesystem, folder = found
     partitioning = ds.partitioning(pa.schema([("trial_id", pa.string())]), flavor="hive")
-    return ds.dataset(folder, filesystem=filesystem, format="parquet", partitioning=partitioning,
-                      exclude_invalid_files=False).to_table(columns=columns).to_pandas()
+    dataset = ds.dataset(folder, filesystem=filesystem, format="parquet", partitioning=partitioning,
+                         exclude_invalid_files=False)
+    if not dataset.files:  # the folder (on S3 a directory marker) exists before its first part is written
+        return pd.DataFrame(columns=columns)
+    return dataset.to_table(columns=columns).to_pandas()
 
 
 def durable_iterations(run_dir: str | Path) -> dict[str, int]:

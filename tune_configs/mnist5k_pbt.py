@@ -5,7 +5,7 @@ validation images per class, test = the other 3,950, split seed 0) at 16 px with
 mnist5k_small), about 10 minutes on 2 CPUs.
 
 Stage 1 (``experiment``): a PBT population of four trials of the four-player training with today's
-defaults; PBT mutates α, β, γ and the four learning rates every checkpoint (10 epochs). Stage 2
+defaults; PBT mutates α, β, γ, the teacher's weight and the four learning rates every checkpoint (10 epochs). Stage 2
 (``followup``, run by ``raydaug tune`` right after it into RUN_DIR_baselines): the hand-made baselines
 none / light / strong / trivial on the same split and budget. ``raydaug analyze RUN_DIR`` reads both and
 opens with the comparison.

@@ -22,7 +22,7 @@ def _number(value: Any, spec: str) -> str:
 
 
 def progress_table(trials: Sequence[Any], metric: str = "acc/val") -> str:
-    """One line per trial: id, status, iteration, the metric, then α, β, γ and the four learning rates
+    """One line per trial: id, status, iteration, the metric, then α, β, γ, the teacher's weight and the four learning rates
     of its *current* config (after any PBT mutation)."""
     header = ["trial", "status", "iter", metric, *(label for _, label in HPARAM_COLUMNS)]
     rows = [header]

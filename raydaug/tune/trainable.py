@@ -5,7 +5,7 @@ checkpoint iterations (``checkpoint_every`` epochs, and the last one) it first m
 rows durable, then reports the checkpoint; a non-finite loss makes the rows so far durable and fails
 the trial (``NonFiniteLossError`` names the player, step, epoch and iteration). A restore
 (``tune.get_checkpoint()``: PBT exploit, failure retry, --resume) loads the checkpoint and then applies
-the trial's *current* config, so a mutated α/β/γ and all four learning rates are live from the next
+the trial's *current* config, so a mutated α/β/γ, teacher weight and all four learning rates are live from the next
 step on.
 
 Everything lives inside the function call, so an actor reused for another trial (``reuse_actors``:
@@ -123,7 +123,7 @@ def train_trial(config: dict[str, Any], run_dir: str) -> None:
             if "time_total_s" in meta:
                 time_total = float(meta["time_total_s"])
         # the checkpoint may come from another trial (PBT exploit) or an older config: this trial's
-        # config wins for α, β, γ and the four learning rates
+        # config wins for α, β, γ, the teacher's weight and the four learning rates
         cfg = scheduled_config(initial, schedule, trainer.iteration)
         trainer.apply_hparams(cfg)
     trials = trials_writer(run_dir)
