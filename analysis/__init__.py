@@ -1,9 +1,10 @@
-"""Analysis of raydaug runs: reads only ``RUN_DIR`` (Parquet logs and checkpoints).
+"""Analysis of raydaug runs: reads only run folders (``RUN_DIR``'s Parquet logs and checkpoints, and those
+of the runs that belong with it: a follow-up stage ``RUN_DIR_baselines``, the run a frozen G came from).
 
 ``analysis.load(run_dir)`` returns a :class:`RunData` (``metrics``, ``trials``, ``events`` as pandas
 DataFrames). The submodules build on it: ``tables`` (Table 1 / Table 3), ``curves`` (accuracy, Fig. 3,
 Fig. 4, augmentation health), ``lineage`` (PBT schedules and exploits), ``grids`` (Fig. 5 sample
-grids), ``schedule`` (export / replay) and ``report`` (``raydaug analyze``).
+grids), ``schedule`` (export; the file a replay runs), ``companions`` (the related runs) and ``report`` (``raydaug analyze``).
 
 Note: ``analysis.load`` is the function; import the module's other names with
 ``from analysis.load import ...``.

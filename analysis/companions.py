@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.fs as pafs
 
 from analysis.load import PARTITION_KEY, RunData, config_dicts, load
 from raydaug.config import BASE_AUGS
 from raydaug.errors import NotARunError, PartFileWarning
+from raydaug.experiment import BASELINES_STAGE
+from raydaug.logging.parquet import resolve, split_query
 
 
 def _frozen(config: dict[str, Any]) -> bool:
@@ -45,7 +48,7 @@ def combine_runs(run: RunData, others: list[tuple[RunData, str]]) -> tuple[RunDa
     """``run`` plus, from each related run, its joint trials (role ``"joint"``), its frozen-G trials whose
     G comes from ``run`` (``"frozen"``) or its hand-made baseline trials (``"baselines"``), as one RunData;
     and the runs used."""
-    root = str(Path(run.run_dir).resolve())
+    root = Path(run.run_dir).resolve()
     metrics, trials, used = [run.metrics], [run.trials], []
     for other, role in others:
         configs = config_dicts(other)
@@ -55,7 +58,7 @@ def combine_runs(run: RunData, others: list[tuple[RunData, str]]) -> tuple[RunDa
             keep = [t for t, c in configs.items() if c.get("aug") in BASE_AUGS]
         else:
             keep = [t for t, c in configs.items()
-                    if _frozen(c) and str(Path(c["g_checkpoint"]).resolve()).startswith(root)]
+                    if _frozen(c) and Path(c["g_checkpoint"]).resolve().is_relative_to(root)]
         rows = other.metrics[other.metrics[PARTITION_KEY].astype(str).isin(keep)]
         if rows.empty:
             continue
@@ -69,17 +72,18 @@ def combine_runs(run: RunData, others: list[tuple[RunData, str]]) -> tuple[RunDa
 
 
 def baselines_of_siblings(run: RunData) -> tuple[RunData, list[str]]:
-    """``run`` plus the hand-made baseline trials (aug none/light/strong/trivial) of its sibling runs
-    ``<RUN_DIR>_*`` (a follow-up stage such as the main job's ``_baselines``), and the runs used. A
-    sibling that is not a readable run is skipped."""
-    others = []
-    for path, role in related_runs(run).items():
-        if role != "sibling":
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PartFileWarning)
-            try:
-                others.append((load(path, require_metrics=False), "baselines"))
-            except NotARunError:
-                continue
-    return combine_runs(run, others)
+    """``run`` plus the hand-made baseline trials (aug none/light/strong/trivial) of its follow-up stage
+    ``RUN_DIR_baselines`` (``BASELINES_STAGE``: the main job's and the method study's), and the runs used.
+    Only that sibling: ``RUN_DIR_smoke`` or ``RUN_DIR_s1`` are other experiments on other splits. A sibling
+    that is not a readable run is skipped."""
+    base, query = split_query(run.run_dir)
+    sibling = f"{base.rstrip('/')}_{BASELINES_STAGE}{query}"  # a local path or a URI (S3 too)
+    filesystem, root = resolve(sibling)
+    if filesystem.get_file_info(f"{root}/parquet/trials").type != pafs.FileType.Directory:
+        return combine_runs(run, [])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PartFileWarning)
+        try:
+            return combine_runs(run, [(load(sibling, require_metrics=False), "baselines")])
+        except NotARunError:
+            return combine_runs(run, [])

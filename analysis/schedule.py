@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from analysis.lineage import History
 from analysis.load import RunData, best_rows, load
-from raydaug.config import MUTABLE_HPARAMS
+from raydaug.config import LEGACY_VALUES, MUTABLE_HPARAMS
 from raydaug.errors import UsageError
 from raydaug.logging.parquet import join, parent, resolve, split_query
 from raydaug.schedule import changes_through, check_schedule
@@ -113,9 +113,22 @@ def read_schedule(path: str) -> dict[str, Any]:
     except (pa.ArrowException, OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise UsageError(f"{path} is not a readable schedule file: {type(error).__name__}: "
                          f"{str(error).splitlines()[0] if str(error) else ''}") from error
+    _fill_legacy(schedule)
     check_schedule(schedule, path)
     schedule.setdefault("metric", "acc/val")
     return schedule
+
+
+def _fill_legacy(schedule: Any) -> None:
+    """A schedule exported before a key existed (e.g. teacher_weight) replays with that key's legacy value
+    (``LEGACY_VALUES``), at the start and at every change, not with today's default."""
+    if not isinstance(schedule, dict) or not isinstance(schedule.get("initial_config"), dict):
+        return
+    initial = schedule["initial_config"] = {**LEGACY_VALUES, **schedule["initial_config"]}
+    for change in schedule.get("changes") or []:
+        if isinstance(change, dict) and isinstance(change.get("config"), dict):
+            for key in set(LEGACY_VALUES) & set(MUTABLE_HPARAMS):
+                change["config"].setdefault(key, initial[key])
 
 
 def values_at(schedule: dict[str, Any], iteration: int) -> dict[str, float]:
@@ -145,7 +158,10 @@ def schedule_to_replay(source: str, trial_id: str | None = None) -> tuple[dict[s
     exported schedule file or a RUN_DIR (then the schedule of ``trial_id``, default the best trial);
     the replay goes beside it by default. The CLI hands the schedule to ``raydaug.tune.replay``."""
     if _is_schedule_file(source):
-        return read_schedule(source), parent(source)
+        folder = parent(source)  # an exported file lies in its run by default: the replay goes beside that run
+        filesystem, root = resolve(folder)
+        in_a_run = filesystem.get_file_info(f"{root}/parquet").type == pafs.FileType.Directory
+        return read_schedule(source), parent(folder) if in_a_run else folder
     return export_schedule(load(source), trial_id), parent(source)
 
 

@@ -27,7 +27,8 @@ PAPER_TABLE1: dict[tuple[str, str], float] = {
 }
 # The paper's reduced sets (550 / 550 / 1000 / 4000 images) in images per class.
 PAPER_TRAIN_PER_CLASS = {"mnist": 55, "fashion_mnist": 55, "svhn": 100, "cifar10": 400}
-# Baselines measured on the embedded digits data (reference-facts.md): 10 training images per class.
+# Baselines measured on the embedded digits data by the project's reference runs (before raydaug; the
+# protocol of docs/reproducing.md): 10 training images per class.
 DIGITS_REFERENCE: dict[str, tuple[float, float]] = {
     "none": (95.47, 0.57), "light": (97.59, 0.89), "strong": (96.52, 0.73), "trivial": (97.59, 0.87)}
 DIGITS_REFERENCE_TRAIN_PER_CLASS = 10
@@ -278,7 +279,7 @@ def _table1_reference(dataset: str, per_class: int, aug: str) -> tuple[float, st
         if (dataset, aug) in PAPER_TABLE1:
             return PAPER_TABLE1[(dataset, aug)], "paper Table 1"
     if dataset == "digits" and per_class == DIGITS_REFERENCE_TRAIN_PER_CLASS and aug in DIGITS_REFERENCE:
-        return DIGITS_REFERENCE[aug][0], "digits baseline (reference-facts)"
+        return DIGITS_REFERENCE[aug][0], "digits baseline (reference runs)"
     return math.nan, ""
 
 

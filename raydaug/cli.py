@@ -6,6 +6,7 @@ Heavy modules (Ray, analysis) are imported only by the subcommand that needs the
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Any, Sequence
 
@@ -62,8 +63,11 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
     if scheduled:
         raise UsageError(f"--set {', '.join(scheduled)}: the schedule governs {', '.join(MUTABLE_HPARAMS)}; "
                          "replay sets only the other keys (e.g. --set seed=1 for another split)")
+    if "preset" in overrides:
+        raise UsageError("--set preset: the schedule's initial config is complete; set the keys themselves")
     schedule = {**schedule, "initial_config": {**schedule["initial_config"], **overrides}}
-    suffix = "".join(f"_{key}{value}" for key, value in sorted(overrides.items()))
+    # the default name says what was changed, in characters a folder name may hold
+    suffix = re.sub(r"[^A-Za-z0-9._=-]+", "-", "".join(f"_{key}{value}" for key, value in sorted(overrides.items())))
     run_dir = run_replay(schedule, args.storage or beside_source,
                          args.name or f"replay_{schedule['trial_id']}{suffix}")
     print(f"replayed trial {schedule['trial_id']} ({len(schedule['changes'])} change(s)) → {run_dir}")
@@ -110,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     analyze = sub.add_parser("analyze", help="report.html, tables and plots from a run's logs")
     analyze.add_argument("run_dir", help="<storage>/<name> (or a `raydaug train --out` folder)")
-    analyze.add_argument("--out", help="report folder (default RUN_DIR/report)")
+    analyze.add_argument("--out", help="report folder (default RUN_DIR/report; ./report_NAME for a storage URI)")
     analyze.set_defaults(func=_cmd_analyze)
 
     schedule = sub.add_parser("schedule", help="export or replay a trial's PBT hyperparameter schedule")

@@ -17,6 +17,9 @@ from typing import Any, Callable
 from .errors import ConfigError
 
 PACKAGE = "tune_configs"
+# the name of a follow-up stage of hand-made baselines: ``raydaug tune`` writes it to RUN_DIR_baselines, and
+# ``raydaug analyze RUN_DIR`` merges that run's baselines into the comparison
+BASELINES_STAGE = "baselines"
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,8 @@ def checkpoint_file(path: str) -> str:
 
 
 def apply_hparams(state: TrainState, config: Config) -> None:
-    """Make ``config``'s α, β, γ and learning rates live (PBT calls this after every restore)."""
+    """Make ``config``'s α, β, γ, teacher weight and learning rates live (PBT calls this after every
+    restore)."""
     changed = [key for key in ARCHITECTURE_KEYS if getattr(config, key) != getattr(state.config, key)]
     if changed:
         raise ConfigError(f"cannot change {changed} of a running trial: they define the networks")
@@ -176,10 +177,14 @@ def load_state_dict(state: TrainState, payload: dict[str, Any], restore_rng: boo
     changed = [key for key in ARCHITECTURE_KEYS if saved.get(key) != getattr(state.config, key)]
     if changed:
         raise CheckpointError(f"checkpoint was made with different {changed}; it cannot be loaded here")
-    for name, net in state.nets.items():
-        _plain(net).load_state_dict(payload["nets"][name])
-    for name, optim in state.optims.items():
-        optim.load_state_dict(payload["optims"][name])
+    try:
+        for name, net in state.nets.items():
+            _plain(net).load_state_dict(payload["nets"][name])
+        for name, optim in state.optims.items():
+            optim.load_state_dict(payload["optims"][name])
+    except (KeyError, RuntimeError, ValueError) as error:  # e.g. a checkpoint of an older raydaug's nets
+        raise CheckpointError(f"checkpoint does not fit this raydaug's players (made by another version?): "
+                              f"{' '.join(str(error).split())[:400]}") from error
     if state.teacher is not None:
         if payload.get("teacher") is None:
             raise CheckpointError("checkpoint holds no EMA teacher (made before raydaug kept one); it cannot "

@@ -5,6 +5,8 @@ the trainer sums them on the device and reads them once per evaluation, so no st
 """
 from __future__ import annotations
 
+import math
+
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -173,14 +175,11 @@ def train_step(state: TrainState, splits: Splits, raw: torch.Tensor, y: torch.Te
 @torch.inference_mode()
 def accuracy(state: TrainState, splits: Splits, images: torch.Tensor, labels: torch.Tensor,
              chunk: int = 1024) -> float:
-    c = state.nets["c"]
-    was_training = c.training
-    c.eval()
     correct = torch.zeros((), device=state.device)
-    for start in range(0, images.shape[0], chunk):
-        logits = c(splits.normalize(images[start:start + chunk]))
-        correct += (logits.argmax(dim=1) == labels[start:start + chunk]).sum()
-    c.train(was_training)
+    with evaluating(state.nets["c"]) as c:
+        for start in range(0, images.shape[0], chunk):
+            logits = c(splits.normalize(images[start:start + chunk]))
+            correct += (logits.argmax(dim=1) == labels[start:start + chunk]).sum()
     return float(correct) / max(1, images.shape[0])
 
 
@@ -192,7 +191,8 @@ def augmentation_health(state: TrainState, x: torch.Tensor, y: torch.Tensor, z1:
     ``aug/x_div`` how much G(x) still depends on x: mean |G(x_i) − G(x_j)| over pairs of different
     images relative to mean |x_i − x_j| (1 for the identity, 0 for a G that gives one image for every
     input); ``aug/label_kept`` the fraction of G(x) that the EMA teacher still gives label y, among the x
-    it classifies correctly (so an untrained teacher early in a run does not read as a lost label)."""
+    it classifies correctly (so an untrained teacher early in a run does not read as a lost label; NaN
+    when it classifies none of them)."""
     generator = state.nets["g"]
     fake1, theta = generator.transform(x, z1)
     fake2 = generator(x, z2)
@@ -205,7 +205,8 @@ def augmentation_health(state: TrainState, x: torch.Tensor, y: torch.Tensor, z1:
     if state.teacher is not None:
         known = state.teacher(x).argmax(dim=1) == y
         kept = (state.teacher(fake1).argmax(dim=1) == y) & known
-        metrics["aug/label_kept"] = kept.sum() / known.sum().clamp_min(1)
+        metrics["aug/label_kept"] = (kept.sum() / known.sum() if known.any()
+                                     else torch.full((), math.nan, device=x.device))
     return metrics
 
 

@@ -166,6 +166,21 @@ class LoopbackCluster:
         """SIGKILL a node (its raylet and every worker process on it); returns what was running there."""
         return list(kill_group(self.nodes[name]).values())
 
+    def kill_worker_midway(self, name: str, driver: subprocess.Popen, log: Path,
+                           durable: Callable[[], dict[str, int]], epochs: int) -> tuple[list[str], float, dict[str, int]]:
+        """SIGKILL worker ``name`` while a trial runs there, then let the driver finish. Asserts that a
+        trial ran on the node, that the trials had not finished (``durable()``: trial → iterations in
+        storage) and that the driver exits 0; returns what ran on the node, the kill's time and ``durable()``
+        at the kill."""
+        running = self.kill(name)
+        killed_at = time.time()
+        before = durable()
+        code, output = finish(driver, log)
+        assert any("ImplicitFunc" in command for command in running), f"no trial ran on the killed node: {running}"
+        assert max(before.values()) < epochs, f"the node was killed after the trials finished: {before}"
+        assert code == 0, output[-3000:]
+        return running, killed_at, before
+
     def stop(self) -> None:
         for node in reversed(list(self.nodes.values())):
             kill_group(node)

@@ -477,6 +477,25 @@ def test_schedule_files_round_trip(pbt_run, tmp_path):
         read_schedule(str(tmp_path / "bad.json"))
 
 
+def test_a_run_logged_before_a_key_existed_reads_with_its_legacy_value(tmp_path):
+    """teacher_weight and base_aug came later, with new defaults (1, trivial): a run whose logged config
+    lacks them trained without the teacher's term on raw images, and analysis and replay must say so."""
+    from analysis.load import config_dicts
+
+    old = config(aug="learned")
+    del old["teacher_weight"], old["base_aug"]
+    write_trial(tmp_path / "old", "o", old, curve(0.9, 0.9))
+    run = analysis.load(str(tmp_path / "old"))
+    logged = config_dicts(run)["o"]
+    assert (logged["teacher_weight"], logged["base_aug"]) == (0.0, "none")
+    schedule = export_schedule(run, "o")
+    assert schedule["initial_config"]["teacher_weight"] == 0.0
+    del schedule["initial_config"]["teacher_weight"]  # a schedule file written by that older version
+    path = tmp_path / "old_schedule.json"
+    path.write_text(json.dumps(schedule))
+    assert read_schedule(str(path))["initial_config"]["teacher_weight"] == 0.0
+
+
 def test_schedule_cli_export(pbt_run, capsys):
     assert main(["schedule", "export", str(pbt_run), "--trial", "A"]) == 0
     written = json.loads((pbt_run / "schedule_A.json").read_text())
@@ -508,6 +527,15 @@ def test_schedule_replay_hands_the_schedule_to_run_replay(pbt_run, tmp_path, mon
     assert calls[-1][0]["changes"] == export_schedule(analysis.load(str(pbt_run)), "A")["changes"]
     assert main(["schedule", "replay", str(path), "--set", "alpha=0.5"]) == 2
     assert "the schedule governs" in capsys.readouterr().err
+    assert main(["schedule", "replay", str(path), "--set", "preset=paper_mnist"]) == 2
+    assert "--set preset" in capsys.readouterr().err
+    # a value with a slash still makes a folder name
+    assert main(["schedule", "replay", str(path), "--set", "data_dir=/d/x"]) == 0
+    assert calls[-1][2] == "replay_A_data_dir-d-x"
+    # `schedule export` writes into the run by default: the replay of that file goes beside the run
+    assert main(["schedule", "export", str(pbt_run), "--trial", "A"]) == 0
+    assert main(["schedule", "replay", str(pbt_run / "schedule_A.json")]) == 0
+    assert calls[-1][1] == str(pbt_run.parent)
 
 
 @pytest.mark.parametrize("change, fragment", [

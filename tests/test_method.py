@@ -1,6 +1,8 @@
 """The pieces that keep G a class-preserving augmentation on few images: the hand-made augmentation under
 G, the discriminators' differentiable augmentation, the EMA teacher, bounded transforms, the collapse
 metrics, and G's pass through C leaving C untouched."""
+import math
+
 import pytest
 import torch
 
@@ -277,3 +279,15 @@ def test_baseline_runs_count_their_steps():
     trainer = Trainer(tiny(aug="light"))
     trainer.train_epoch()
     assert trainer.state.step == -(-len(trainer.splits.train) // trainer.config.batch_size)
+
+
+def test_label_kept_is_unknown_not_zero_when_the_teacher_knows_no_image():
+    """aug/label_kept is measured on the images the teacher classifies right: with none (a young teacher)
+    it is NaN, not 0 — a 0 would read as a collapse."""
+    trainer = Trainer(tiny(train_per_class=5))
+    x, y = trainer.eval_x, trainer.eval_y
+    with torch.no_grad():
+        wrong = (trainer.state.teacher(x).argmax(dim=1) + 1) % 10  # labels the teacher gets wrong everywhere
+    health = steps.augmentation_health(trainer.state, x, wrong, *trainer.eval_z[:2])
+    assert math.isnan(health["aug/label_kept"].item())
+    assert not math.isnan(steps.augmentation_health(trainer.state, x, y, *trainer.eval_z[:2])["aug/label_kept"].item())

@@ -15,7 +15,7 @@ from raydaug.logging import parquet as P
 from raydaug.train import Trainer
 from tests.helpers import tiny
 
-# DESIGN's "Metric names" (the public contract), in its order. A copy, on purpose: the schema is checked
+# The metric names of the project's design (the public contract; docs/analysis.md lists them), in its order. A copy, on purpose: the schema is checked
 # against it, not against itself.
 DESIGN_METRICS = ["loss/c", "loss/g", "loss/dc", "loss/dd", "acc/train", "acc/val", "acc/test", "acc/aug",
                   "lr/c", "lr/g", "lr/dc", "lr/dd", "hp/alpha", "hp/beta", "hp/gamma", "hp/teacher_weight", "epoch", "step",

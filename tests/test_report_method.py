@@ -132,7 +132,9 @@ def test_a_sibling_runs_baselines_join_the_comparison(tmp_path):
     run, sibling = tmp_path / "main", tmp_path / "main_baselines"
     write_trial(run, "teach_0", {"teacher_weight": 1.0}, scored(0.98, HEALTHY))
     write_trial(sibling, "light_0", {"aug": "light"}, scored(0.96))
-    write_trial(tmp_path / "other", "none_0", {"aug": "none"}, scored(0.5))  # not a sibling: left out
+    # not its baselines: another run, and other experiments whose names start with the run's
+    for name in ("other", "main_smoke", "main_smoke_baselines", "main_s1"):
+        write_trial(tmp_path / name, "none_0", {"aug": "none"}, scored(0.5))
     out = tmp_path / "report"
     assert main(["analyze", str(run), "--out", str(out)]) == 0
     import pandas as pd

@@ -160,6 +160,21 @@ def s3_with_auth():
         server.stop()
 
 
+def test_the_comparison_finds_the_baselines_stage_in_the_bucket(s3, tmp_path):
+    """A run and its follow-up stage RUN_DIR_baselines in the bucket: analyze merges the baselines into the
+    comparison as it does for local folders."""
+    from tests.test_report_method import HEALTHY, scored, write_trial
+
+    run_dir = s3.uri(f"{BUCKET}/compare/main")
+    base, query = run_dir.split("?", 1)
+    write_trial(run_dir, "teach_0", {"teacher_weight": 1.0}, scored(0.98, HEALTHY))
+    write_trial(f"{base}_baselines?{query}", "light_0", {"aug": "light"}, scored(0.96))
+    out = tmp_path / "report"
+    assert main(["analyze", run_dir, "--out", str(out)]) == 0
+    compared = pd.read_csv(out / "learned_vs_hand_made.csv")
+    assert sorted(compared["aug"]) == ["learned", "light"]
+
+
 @pytest.mark.parametrize("case", ["unknown bucket", "wrong credentials", "endpoint down"])
 def test_bad_storage_fails_before_any_trial_on_one_line(s3, s3_with_auth, tmp_path, monkeypatch, capsys, case):
     def trap(*args, **kwargs):
@@ -208,18 +223,13 @@ def test_a_cluster_sharing_only_the_bucket_survives_a_worker_node_kill(s3, tmp_p
         wait_for(lambda: every_trial_reached(run_dir, 2, INTERVAL) and cluster.runs_a_trial("worker1"),
                  "a checkpoint of each trial in the bucket, and a trial on worker1", process=driver, log=log,
                  every_s=1.0)
-        running = cluster.kill("worker1")
-        killed_at = time.time()
-        before = durable_iterations(run_dir)
-        code, output = finish(driver, log)
+        running, killed_at, before = cluster.kill_worker_midway("worker1", driver, log,
+                                                                lambda: durable_iterations(run_dir), epochs)
         local_runs = sorted(str(p) for p in cluster.base.rglob("parquet"))
     finally:
         if driver is not None:
             kill_group(driver)
         cluster.stop()
-    assert any("ImplicitFunc" in command for command in running), f"no trial ran on the killed node: {running}"
-    assert max(before.values()) < epochs, f"the node was killed after the trials finished: {before}"
-    assert code == 0, output[-3000:]
     assert local_runs == [], f"Parquet logs on a node's disk: {local_runs}"
     assert_every_iteration_once(run_dir, trials=2, epochs=epochs)
     events = trial_events(run_dir)

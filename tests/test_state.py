@@ -251,3 +251,15 @@ def test_separate_training_uses_a_frozen_generator(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(frozen, trainer.state.nets["g"].parameters()))
     assert not all(torch.equal(a, b) for a, b in zip(c_before, trainer.state.nets["c"].parameters()))
     assert "acc/aug" in metrics and "loss/g" not in metrics
+
+
+def test_a_checkpoint_of_other_players_is_a_checkpoint_error():
+    """A checkpoint whose G lacks a tensor this version has (an older raydaug's STN had no identity buffer)
+    is refused as a CheckpointError naming the cause, not a raw RuntimeError from torch."""
+    from raydaug.state import load_state_dict, state_dict
+
+    trainer = Trainer(tiny())
+    payload = state_dict(trainer.state)
+    del payload["nets"]["g"]["stn.identity"]
+    with pytest.raises(CheckpointError, match="does not fit this raydaug's players.*stn.identity"):
+        load_state_dict(Trainer(tiny()).state, payload)

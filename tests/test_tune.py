@@ -327,24 +327,28 @@ def test_every_tune_config_plans_in_smoke_and_full_size(tmp_path, name):
 
 
 @pytest.mark.parametrize("scheduler", ["pbt", "pb2"])
-def test_a_population_searching_over_seed_is_refused_before_ray_starts(tmp_path, monkeypatch, capsys, scheduler):
-    """The seed decides the data split: a PBT/PB2 exploit across seeds would train on another member's
-    test images. Refused with a ConfigError naming seed, exit 2, before Ray is started."""
+@pytest.mark.parametrize("key, values", [("seed", [0, 1]), ("train_per_class", [5, 10]), ("image_size", [16, 32]),
+                                         ("ngf", [8, 16])])
+def test_a_population_searching_over_its_split_or_nets_is_refused_before_ray_starts(
+        tmp_path, monkeypatch, capsys, scheduler, key, values):
+    """The seed and the split sizes decide the data split: a PBT/PB2 exploit across them would train on
+    another member's test images (and across nets could not load the donor's checkpoint). Refused with a
+    ConfigError naming the key, exit 2, before Ray is started."""
     def trap(*args, **kwargs):
         raise AssertionError("Ray was started")
 
     monkeypatch.setattr("raydaug.tune.runner.connect", trap)
     monkeypatch.setattr(ray, "init", trap)
     path = write_config(tmp_path, "def experiment():\n    return Experiment(name='x', base={}, "
-                                  f"scheduler={scheduler!r}, search_space={{'seed': tune.grid_search([0, 1])}})\n")
-    with pytest.raises(ConfigError, match=r"must share one seed.*--set seed=N"):
+                                  f"scheduler={scheduler!r}, search_space={{{key!r}: tune.grid_search({values})}})\n")
+    with pytest.raises(ConfigError, match=rf"must share {key}:.*--set seed=N"):
         runner.plan_from_args(tune_args(config=path, storage=str(tmp_path / "runs")))
     assert main(["tune", path, "--storage", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "seed" in err and err.startswith("raydaug: error:")
+    assert "\n" not in err and key in err and err.startswith("raydaug: error:")
     assert not (tmp_path / "runs").exists()
-    # one seed per population is fine (and a fifo grid over seeds too)
-    runner.plan_from_args(tune_args(config=path, storage=str(tmp_path / "runs"), set=["seed=3"]))
+    # one value per population is fine (--set wins over the search space)
+    runner.plan_from_args(tune_args(config=path, storage=str(tmp_path / "runs"), set=[f"{key}={values[0]}"]))
 
 
 # ---------------------------------------------------------------------- tune_configs
@@ -403,3 +407,27 @@ def test_the_summary_reads_a_run_as_analysis_does(tmp_path):
     best = best_row(run)
     assert best["acc/val"] == 0.6 and best["training_iteration"] == 2 and best["trial_id"] == "t1"
     assert best_row(str(tmp_path / "empty")) is None
+
+
+def test_default_mutations_leave_an_absent_teacher_out():
+    """PBT's default mutations include the teacher's weight, except for a run without the teacher's term
+    (preset=paper_method: teacher_weight 0), where clamping to the range would switch it on."""
+    from raydaug.tune.schedulers import population_settings
+
+    with_teacher = population_settings({}, Config.from_dict({}), "acc/val", "max").mutations
+    paper = population_settings({}, Config.from_dict({"preset": "paper_method"}), "acc/val", "max").mutations
+    assert "teacher_weight" in with_teacher
+    assert set(paper) == set(with_teacher) - {"teacher_weight"}
+
+
+def test_the_resume_command_of_a_followup_stage_continues_through_its_first_stage(tmp_path):
+    """`raydaug tune X --resume` resumes stage 1 and then the follow-up RUN_DIR_baselines itself: the
+    command printed for an interrupted follow-up must name stage 1's run (and keep --smoke)."""
+    from raydaug.tune.summary import resume_command
+
+    plan = runner.plan_from_args(tune_args(config="mnist5k_pbt", storage=str(tmp_path), smoke=True))
+    followup = dataclasses.replace(plan, name=f"{plan.name}_baselines", stage_of=plan.name)
+    command = resume_command(followup)
+    assert f"--name {plan.name} " in command and command.endswith("--smoke --resume")
+    assert "baselines" not in command
+    assert resume_command(plan).startswith(f"raydaug tune {plan.config_path} --name {plan.name} ")

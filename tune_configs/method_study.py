@@ -15,7 +15,7 @@ About 2 hours on 2 CPUs. ``--smoke``: the same two stages, one seed, tiny nets o
 from ray import tune
 
 from raydaug.config import BASE_AUGS
-from raydaug.experiment import Experiment
+from raydaug.experiment import BASELINES_STAGE, Experiment
 from tune_configs._common import MNIST5K_SMALL_EPOCHS, SEEDS, TINY_DIGITS
 
 # per dataset: (train_per_class, val_per_class, epochs) — the reference digits protocol and MNIST-550
@@ -49,7 +49,7 @@ def experiment() -> Experiment:
 def followup(run_dir: str) -> Experiment:
     """The hand-made baselines on the same splits and budgets."""
     return Experiment(
-        name="baselines",
+        name=BASELINES_STAGE,
         base={"eval_every": 5},
         search_space={"dataset": tune.grid_search(list(PROTOCOL)), "aug": tune.grid_search(list(BASE_AUGS)),
                       "seed": tune.grid_search(SEEDS), **SPLIT_AND_BUDGET},

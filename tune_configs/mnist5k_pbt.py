@@ -15,7 +15,7 @@ opens with the comparison.
 from ray import tune
 
 from raydaug.config import BASE_AUGS
-from raydaug.experiment import Experiment
+from raydaug.experiment import BASELINES_STAGE, Experiment
 from tune_configs._common import TINY_DIGITS
 
 EPOCHS = 60
@@ -53,7 +53,7 @@ def experiment() -> Experiment:
 def followup(run_dir: str) -> Experiment:
     """The hand-made baselines on the same split (seed) and budget as stage 1."""
     return Experiment(
-        name="baselines",
+        name=BASELINES_STAGE,
         base=dict(BASE),
         search_space={"aug": tune.grid_search(list(BASE_AUGS))},
         scheduler="fifo",

@@ -1,7 +1,9 @@
 """Smoke test of the whole Tune path: 2 tiny trials on digits, PBT forced to exploit at every iteration.
 
-≈ 30 s on 2 CPUs: ``raydaug tune smoke``. PBT exploits whenever the two trials run together (the default on
-2 CPUs); with ``--cpus-per-trial 1.5`` they run one at a time instead.
+≈ 30 s on 2 CPUs: ``raydaug tune smoke``. Run together (the default on 2 CPUs) the two trials usually
+exploit, but not always: a worker that starts late can find the other trial finished, and PBT compares only
+unfinished trials. With ``--cpus-per-trial 1.5`` they alternate (PBT pauses each at every report while the
+other waits) and exploits are certain; the tests run it that way.
 """
 from ray import tune
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from ray.tune.search.sample import Categorical, Domain, Float, Function, Integer
 
-from raydaug.config import FIELD_TYPES, Config, parse_overrides
+from raydaug.config import EMBEDDED_DATASETS, FIELD_TYPES, Config, parse_overrides
 from raydaug.errors import ConfigError, UsageError
 from raydaug.experiment import Experiment, TuneConfigModule, load_tune_config
 from raydaug.logging.parquet import join
@@ -25,6 +25,11 @@ from raydaug.tune.storage import check_run_dir, check_storage
 
 DEFAULT_STORAGE = "runs"
 MAX_CHECKED_COMBINATIONS = 512
+# keys a PBT/PB2 population must not search over: they decide the split (an exploit across splits trains
+# on another member's test images) or the players' shapes (the donor's checkpoint would not load)
+POPULATION_SHARED = ("seed", "dataset", "data_dir", "train_per_class", "val_per_class", "image_size", "preset",
+                     "aug", "classifier", "disc", "ngf", "noise_dim", "use_stn", "use_enc", "use_dec", "use_dc",
+                     "use_dd", "use_gadv")
 
 
 @dataclass
@@ -50,7 +55,7 @@ class TunePlan:
     smoke: bool = False
     config_path: str = ""
     module: TuneConfigModule | None = None   # the loaded tune_config (its follow-up), when there is one
-    notes: list[str] = field(default_factory=list)
+    stage_of: str | None = None               # a follow-up stage: the name of the run whose --resume continues it
 
     def resources(self) -> dict[str, float]:
         return {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}
@@ -98,10 +103,12 @@ def plan_experiment(experiment: Experiment, args: argparse.Namespace, config_pat
     metric, mode = experiment.metric, experiment.mode
     settings = None
     if scheduler in ("pbt", "pb2"):
-        if "seed" in search:
-            raise ConfigError(f"experiment {experiment.name!r}: a {scheduler} population must share one seed: the "
-                              "seed decides the train/val/test split, and an exploit across splits would train "
-                              "on another member's test images (run one population per seed: --set seed=N)")
+        split_keys = sorted(set(search) & set(POPULATION_SHARED))
+        if split_keys:
+            raise ConfigError(f"experiment {experiment.name!r}: a {scheduler} population must share "
+                              f"{', '.join(split_keys)}: they decide the train/val/test split or the nets, and an "
+                              "exploit across splits would train on another member's test images (and across nets "
+                              "cannot load the donor's checkpoint); run one population per value, e.g. --set seed=N")
         settings = population_settings(experiment.scheduler_options, base, metric, mode)
         metric, mode = settings.metric, settings.mode
         intervals = {checkpoint_interval(Config.from_dict({**base_raw, **combo}))
@@ -177,7 +184,7 @@ def absolute_data_dir(base_raw: dict[str, Any], search: Mapping[str, Any]) -> No
     if "data_dir" in search:
         return
     configs = [Config.from_dict({**base_raw, **combo}) for combo in discrete_combinations(search)]
-    if all(config.dataset == "digits" for config in configs):
+    if all(config.dataset in EMBEDDED_DATASETS for config in configs):
         return
     path = Path(configs[0].data_dir).expanduser()
     if not path.is_absolute():

@@ -13,7 +13,7 @@ from raydaug.experiment import Experiment
 from raydaug.logging.parquet import join
 from raydaug.schedule import check_schedule
 from raydaug.tune.cluster import alive_nodes, check_cluster, connect
-from raydaug.tune.plan import plan_experiment
+from raydaug.tune.plan import check_data, plan_experiment
 from raydaug.tune.runner import build_run_config, build_trainable, quiet_tune
 from raydaug.tune.storage import make_run_dir, write_text
 from raydaug.tune.summary import raise_on_errors, summarize
@@ -37,6 +37,7 @@ def run_replay(schedule: Mapping[str, Any], storage: str, name: str, cpus_per_tr
                             cpus_per_trial=cpus_per_trial or 1.0, gpus_per_trial=gpus_per_trial,
                             max_failures=1, checkpoints_to_keep=2)
     plan = plan_experiment(experiment, argparse.Namespace(storage=storage, name=name, address=address))
+    check_data(plan)
     quiet_tune()
     started = connect(plan)
     try:

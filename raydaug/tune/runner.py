@@ -118,6 +118,7 @@ def run_tune(args: argparse.Namespace, callbacks: Sequence[tune.Callback] = (),
             resume=plan.resume and tune.Tuner.can_restore(join(plan.storage, f"{plan.name}_{followup.name}")),
             cpus_per_trial=arg(args, "cpus_per_trial", None), gpus_per_trial=arg(args, "gpus_per_trial", None),
             max_failures=arg(args, "max_failures", None)), config_path=plan.config_path)
+        second.stage_of = plan.name
         log(f"follow-up experiment {second.name}")
         results, second = launch(second, callbacks, log)
         summarize(results, second, log)

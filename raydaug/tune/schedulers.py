@@ -64,7 +64,11 @@ def population_settings(options: Mapping[str, Any], base: Config, metric: str, m
     unknown = sorted(set(options) - set(SCHEDULER_OPTIONS))
     if unknown:
         raise ConfigError(f"unknown scheduler option(s) {unknown}; allowed: {', '.join(SCHEDULER_OPTIONS)}")
-    raw = options["mutations"] if "mutations" in options else DEFAULT_MUTATIONS
+    if "mutations" in options:
+        raw = options["mutations"]
+    else:  # a run without the teacher's term (teacher_weight=0, e.g. preset=paper_method) keeps it off
+        raw = {key: bounds for key, bounds in DEFAULT_MUTATIONS.items()
+               if not (key == "teacher_weight" and base.teacher_weight == 0)}
     mutations: dict[str, tuple[float, float]] = {}
     for key, bounds in dict(raw).items():
         if key not in MUTABLE_HPARAMS:

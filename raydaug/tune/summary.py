@@ -44,8 +44,9 @@ def summarize(results, plan: TunePlan, log: Callable[[str], None] = print) -> No
 
 def resume_command(plan: TunePlan) -> str:
     """The command that continues this run (quoted for a shell: a storage URI may hold ``?`` and ``&``)."""
-    return (f"raydaug tune {shlex.quote(plan.config_path or plan.name)} --name {shlex.quote(plan.name)} "
-            f"--storage {shlex.quote(plan.storage)} --resume")
+    name = plan.stage_of or plan.name  # a follow-up stage resumes through its first stage's run
+    return (f"raydaug tune {shlex.quote(plan.config_path or name)} --name {shlex.quote(name)} "
+            f"--storage {shlex.quote(plan.storage)}{' --smoke' if plan.smoke else ''} --resume")
 
 
 def tensorboard_line(run_dir: str) -> str | None:
