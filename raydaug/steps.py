@@ -183,6 +183,9 @@ def accuracy(state: TrainState, splits: Splits, images: torch.Tensor, labels: to
     return float(correct) / max(1, images.shape[0])
 
 
+LABEL_KEPT_MIN_SHARE = 4  # aug/label_kept needs the teacher to know at least 1/4 of the batch
+
+
 @torch.inference_mode()
 def augmentation_health(state: TrainState, x: torch.Tensor, y: torch.Tensor, z1: torch.Tensor,
                         z2: torch.Tensor) -> Metrics:
@@ -192,7 +195,7 @@ def augmentation_health(state: TrainState, x: torch.Tensor, y: torch.Tensor, z1:
     images relative to mean |x_i − x_j| (1 for the identity, 0 for a G that gives one image for every
     input); ``aug/label_kept`` the fraction of G(x) that the EMA teacher still gives label y, among the x
     it classifies correctly (so an untrained teacher early in a run does not read as a lost label; NaN
-    when it classifies none of them)."""
+    while it classifies fewer than a quarter of them: a share of a handful of images is noise)."""
     generator = state.nets["g"]
     fake1, theta = generator.transform(x, z1)
     fake2 = generator(x, z2)
@@ -205,8 +208,9 @@ def augmentation_health(state: TrainState, x: torch.Tensor, y: torch.Tensor, z1:
     if state.teacher is not None:
         known = state.teacher(x).argmax(dim=1) == y
         kept = (state.teacher(fake1).argmax(dim=1) == y) & known
-        metrics["aug/label_kept"] = (kept.sum() / known.sum() if known.any()
-                                     else torch.full((), math.nan, device=x.device))
+        enough = known.sum() >= max(1, x.shape[0] // LABEL_KEPT_MIN_SHARE)
+        metrics["aug/label_kept"] = (kept.sum() / known.sum().clamp_min(1)).where(
+            enough, torch.full((), math.nan, device=x.device))
     return metrics
 
 

@@ -281,13 +281,21 @@ def test_baseline_runs_count_their_steps():
     assert trainer.state.step == -(-len(trainer.splits.train) // trainer.config.batch_size)
 
 
-def test_label_kept_is_unknown_not_zero_when_the_teacher_knows_no_image():
-    """aug/label_kept is measured on the images the teacher classifies right: with none (a young teacher)
-    it is NaN, not 0 — a 0 would read as a collapse."""
+def test_label_kept_is_unknown_not_zero_when_the_teacher_knows_too_few_images():
+    """aug/label_kept is measured on the images the teacher classifies right: with fewer than a quarter of
+    the batch (a young teacher) it is NaN, not 0 or a share of a handful — those would read as a collapse."""
     trainer = Trainer(tiny(train_per_class=5))
-    x, y = trainer.eval_x, trainer.eval_y
+    x, z = trainer.eval_x, trainer.eval_z[:2]
     with torch.no_grad():
-        wrong = (trainer.state.teacher(x).argmax(dim=1) + 1) % 10  # labels the teacher gets wrong everywhere
-    health = steps.augmentation_health(trainer.state, x, wrong, *trainer.eval_z[:2])
-    assert math.isnan(health["aug/label_kept"].item())
-    assert not math.isnan(steps.augmentation_health(trainer.state, x, y, *trainer.eval_z[:2])["aug/label_kept"].item())
+        predicted = trainer.state.teacher(x).argmax(dim=1)
+    quarter = x.shape[0] // steps.LABEL_KEPT_MIN_SHARE
+
+    def labels_it_knows(count: int) -> torch.Tensor:
+        labels = (predicted + 1) % 10  # wrong everywhere ...
+        labels[:count] = predicted[:count]  # ... but on the first ``count`` images
+        return labels
+
+    for count in (0, quarter - 1):
+        assert math.isnan(steps.augmentation_health(trainer.state, x, labels_it_knows(count), *z)["aug/label_kept"].item())
+    kept = steps.augmentation_health(trainer.state, x, labels_it_knows(quarter), *z)["aug/label_kept"].item()
+    assert 0.0 <= kept <= 1.0
