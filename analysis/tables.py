@@ -71,20 +71,22 @@ def variant_labels(configs: dict[str, dict[str, Any]], mutated: set[str] = froze
     """trial_id → a name for its learned augmentation: the config keys in which the run's learned trials
     differ (``base_aug=trivial, teacher_weight=1``), ignoring seeds, splits and the keys a PBT scheduler
     ``mutated`` (a population's members start from sampled values of those); "" for baselines and when
-    every learned trial is configured alike."""
-    learned = {t: c for t, c in configs.items() if c.get("aug") == "learned"}
-    keys = sorted({key for c in learned.values() for key in c} - NOT_A_VARIANT - set(mutated))
-    differing = [key for key in keys if len({_hashable(c.get(key)) for c in learned.values()}) > 1]
-    players = {t: _players(c) for t, c in learned.items()}
-    name_players = len(set(players.values())) > 1
-    labels = {}
-    for trial_id in configs:
-        if trial_id not in learned:
-            labels[trial_id] = ""
-            continue
-        tokens = [players[trial_id]] if name_players and players[trial_id] else []
-        tokens += [f"{key}={_short(learned[trial_id].get(key))}" for key in differing]
-        labels[trial_id] = ", ".join(tokens)
+    every learned trial is configured alike. Trials are compared within their dataset and training-set
+    size (the comparison's groups): a budget that differs only between datasets names no variant."""
+    groups: dict[tuple[Any, Any], dict[str, dict[str, Any]]] = {}
+    for trial_id, config in configs.items():
+        if config.get("aug") == "learned":
+            groups.setdefault((config.get("dataset"), config.get("train_per_class")), {})[trial_id] = config
+    labels = {trial_id: "" for trial_id in configs}
+    for learned in groups.values():
+        keys = sorted({key for c in learned.values() for key in c} - NOT_A_VARIANT - set(mutated))
+        differing = [key for key in keys if len({_hashable(c.get(key)) for c in learned.values()}) > 1]
+        players = {t: _players(c) for t, c in learned.items()}
+        name_players = len(set(players.values())) > 1
+        for trial_id, config in learned.items():
+            tokens = [players[trial_id]] if name_players and players[trial_id] else []
+            tokens += [f"{key}={_short(config.get(key))}" for key in differing]
+            labels[trial_id] = ", ".join(tokens)
     return labels
 
 

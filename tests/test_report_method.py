@@ -160,6 +160,17 @@ def test_variants_are_named_by_the_keys_in_which_learned_trials_differ():
     assert "alpha=0.3" in tables.variant_labels(configs)["a"]  # unless nothing mutated it
 
 
+def test_a_budget_that_differs_only_between_datasets_names_no_variant():
+    """The method study runs digits for 500 epochs and mnist5k for 200: within each dataset the variants
+    differ in the teacher alone, so that is their name."""
+    configs = {f"{dataset}_{weight}": Config.from_dict({"dataset": dataset, "epochs": epochs,
+                                                        "teacher_weight": weight}).to_dict()
+               for dataset, epochs in (("digits", 500), ("mnist5k", 200)) for weight in (0.0, 1.0)}
+    labels = tables.variant_labels(configs)
+    assert labels == {"digits_0.0": "teacher_weight=0", "digits_1.0": "teacher_weight=1",
+                      "mnist5k_0.0": "teacher_weight=0", "mnist5k_1.0": "teacher_weight=1"}
+
+
 def test_a_pbt_population_is_one_variant_even_before_its_first_exploit(tmp_path):
     """Members of a population start from sampled values (every one different): they are one learned
     augmentation, not four."""
