@@ -20,7 +20,7 @@ import pytest
 
 pytest.importorskip("ray")
 from raydaug.tune import trainable  # noqa: E402
-from tests.helpers import TINY  # noqa: E402
+from tests.helpers import TINY, comparable  # noqa: E402
 
 TIMING = ("time/step_ms", "time/samples_per_s", "worker/pid")
 CONFIG = {**TINY, "epochs": 4, "checkpoint_every": 2}
@@ -66,7 +66,7 @@ def run_trial(monkeypatch, tmp_path: Path, trial_id: str, restore: Path | None =
 
 
 def numbers(report: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in report.items() if k not in TIMING and not k.startswith("checkpoint/")}
+    return comparable({k: v for k, v in report.items() if k not in TIMING and not k.startswith("checkpoint/")})
 
 
 @pytest.fixture()
