@@ -6,7 +6,6 @@ the trainer sums them on the device and reads them once per evaluation, so no st
 from __future__ import annotations
 
 import math
-
 from contextlib import contextmanager
 from typing import Iterator
 
