@@ -22,12 +22,15 @@ NET_FAMILIES = ("small", "badgan")
 DEVICES = ("auto", "cpu", "cuda")
 GADV_FORMS = ("paper", "code")
 
-# Hyperparameters PBT may mutate; apply_hparams() pushes them into a live TrainState.
 # keys whose default changed after runs were first logged, with the value a run logged before the key existed
 # trained with: analysis and schedule replay fill them into an older run's config (teacher_weight 0 there: the
 # teacher's term did not exist; base_aug none: G worked on the raw images)
 LEGACY_VALUES: dict[str, Any] = {"base_aug": "none", "teacher_weight": 0.0}
+# Hyperparameters PBT may mutate; apply_hparams() pushes them into a live TrainState.
 MUTABLE_HPARAMS = ("alpha", "beta", "gamma", "teacher_weight", "lr_c", "lr_g", "lr_dc", "lr_dd")
+# the metric that reports each one's live value (docs/analysis.md, "Columns"): the loss weights as hp/*, a
+# player's learning rate as lr/<player>, read from its optimiser
+HPARAM_METRICS = {key: f"lr/{key[3:]}" if key.startswith("lr_") else f"hp/{key}" for key in MUTABLE_HPARAMS}
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import Config
+from .config import HPARAM_METRICS, Config
 from .data import NUM_CLASSES, Splits, load_splits
 from .errors import ConfigError, NonFiniteLossError
 from .state import (TrainState, apply_hparams, build_state, checkpoint_file, load_state_dict,
@@ -179,12 +179,13 @@ class Trainer:
             health = augmentation_health(self.state, self.eval_x, self.eval_y, *self.eval_z[:2])
             metrics.update({name: float(value) for name, value in health.items()})
         config = self.config
-        for player in ("c", "g", "dc", "dd"):
-            if player in self.state.optims:
-                metrics[f"lr/{player}"] = self.state.optims[player].param_groups[0]["lr"]
-        if config.aug == "learned":
-            metrics.update({"hp/alpha": config.alpha, "hp/beta": config.beta, "hp/gamma": config.gamma,
-                            "hp/teacher_weight": config.teacher_weight})
+        for key, name in HPARAM_METRICS.items():
+            if key.startswith("lr_"):
+                optimizer = self.state.optims.get(key[3:])
+                if optimizer is not None:
+                    metrics[name] = optimizer.param_groups[0]["lr"]
+            elif config.aug == "learned":
+                metrics[name] = getattr(config, key)
         metrics["epoch"] = self.state.epoch
         metrics["step"] = self.state.step
         metrics["time/step_ms"] = 1000.0 * acc.seconds / max(1, acc.steps)

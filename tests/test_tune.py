@@ -8,6 +8,7 @@ import os
 import re
 import signal
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -24,6 +25,7 @@ from raydaug.config import MUTABLE_HPARAMS, Config, ConfigError  # noqa: E402
 from raydaug.experiment import Experiment, load_experiment  # noqa: E402
 from raydaug.train import Trainer  # noqa: E402
 from raydaug.tune import runner  # noqa: E402
+from raydaug.tune.callbacks import progress_table  # noqa: E402
 from raydaug.tune.cluster import check_cluster  # noqa: E402
 from raydaug.tune.replay import run_replay  # noqa: E402
 from raydaug.tune.trainable import trial_config  # noqa: E402
@@ -58,6 +60,15 @@ class Recorder(tune.Callback):
 
 def read_parquet(run_dir: str, table: str) -> pd.DataFrame:
     return pd.read_parquet(Path(run_dir) / "parquet" / table)
+
+
+def test_progress_table_shows_the_reported_value_of_a_key_the_config_leaves_to_a_preset():
+    trial = SimpleNamespace(trial_id="t0", status="RUNNING", config={"preset": "paper_mnist", "alpha": 0.3},
+                            last_result={"training_iteration": 4, "acc/val": 0.5, "hp/beta": 0.05, "lr/dd": 2e-4})
+    header, row = progress_table([trial]).splitlines()
+    cells = dict(zip(header.split(), row.split()))
+    assert (cells["α"], cells["β"], cells["lr_dd"], cells["γ"], cells["acc/val"]) == ("0.3", "0.05", "0.0002", "-",
+                                                                                       "0.5000")
 
 
 # ---------------------------------------------------------------------- PBT exploit

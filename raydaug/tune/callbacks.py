@@ -7,11 +7,10 @@ from typing import Any, Callable, Sequence
 
 from ray.tune import Callback
 
+from raydaug.config import HPARAM_METRICS
+
 HPARAM_COLUMNS = (("alpha", "α"), ("beta", "β"), ("gamma", "γ"), ("teacher_weight", "teacher"), ("lr_c", "lr_c"),
                   ("lr_g", "lr_g"), ("lr_dc", "lr_dc"), ("lr_dd", "lr_dd"))
-# the metric that reports the live value of a key, for configs that leave it to a preset
-REPORTED = {"alpha": "hp/alpha", "beta": "hp/beta", "gamma": "hp/gamma", "teacher_weight": "hp/teacher_weight",
-            "lr_c": "lr/c", "lr_g": "lr/g", "lr_dc": "lr/dc", "lr_dd": "lr/dd"}
 
 
 def _number(value: Any, spec: str) -> str:
@@ -32,7 +31,7 @@ def progress_table(trials: Sequence[Any], metric: str = "acc/val") -> str:
         rows.append([
             trial.trial_id, trial.status, str(result.get("training_iteration", 0)),
             _number(result.get(metric), ".4f"),
-            *(_number(config[key] if key in config else result.get(REPORTED[key]), ".3g")
+            *(_number(config[key] if key in config else result.get(HPARAM_METRICS[key]), ".3g")
               for key, _ in HPARAM_COLUMNS),
         ])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
