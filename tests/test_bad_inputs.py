@@ -26,8 +26,19 @@ def experiment():
     return Experiment(name="tiny", base={"epochs": 1, "eval_every": 1, "checkpoint_every": 1, "ngf": 4,
                                          "noise_dim": 8, "train_per_class": 3, "val_per_class": 3})
 """
+# a value drawn from the point's own config: 3 + 172 per class is more than digits has
+SAMPLED_EXPERIMENT = """
+from ray import tune
+from raydaug.experiment import Experiment
+
+def experiment():
+    return Experiment(name="sampled", base={"epochs": 1, "ngf": 4, "noise_dim": 8},
+                      search_space={"train_per_class": tune.grid_search([3]),
+                                    "val_per_class": tune.sample_from(lambda config: 175 - config["train_per_class"])})
+"""
 FILES = {
     "tiny.py": TINY_EXPERIMENT,
+    "sampled.py": SAMPLED_EXPERIMENT,
     "no_experiment.py": "X = 1\n",
     "broken.py": "def experiment(:\n",
     "not_a_folder": "a file\n",
@@ -84,6 +95,9 @@ CASES = [
     ("tune-alpha-negative", [*TUNE, "--set", "alpha=-1"], "alpha=-1.0 is out of range", False),
     ("tune-gamma-negative", [*TUNE, "--set", "gamma=-0.5"], "gamma=-0.5 is out of range", False),
     ("tune-too-many-per-class", [*TUNE, "--set", "train_per_class=200"], "exceeds the 174 training images", False),
+    ("tune-sampled-value-invalid", ["tune", "{tmp}/sampled.py", "--storage", "{runs}"],
+     "search space point {{'train_per_class': 3, 'val_per_class': 172}} is invalid: train_per_class=3 + "
+     "val_per_class=172 exceeds", False),
     ("tune-unknown-dataset", [*TUNE, "--set", "dataset=imagenet"], "dataset='imagenet' is not allowed", False),
     ("tune-missing-offline-data", [*TUNE, "--set", "dataset=cifar10", "--set", "data_dir={tmp}/no_data"],
      "dataset=cifar10: no files under {tmp}/no_data", False),

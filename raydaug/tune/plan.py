@@ -95,7 +95,7 @@ def plan_experiment(experiment: Experiment, args: argparse.Namespace, config_pat
     check_search_space(base_raw, search)
     absolute_data_dir(base_raw, search)
     # the base alone may be incomplete (e.g. a grid supplies train_per_class): the first point stands for it
-    base = Config.from_dict({**base_raw, **discrete_combinations(search)[0]})
+    base = Config.from_dict({**base_raw, **discrete_combinations(search, base_raw)[0]})
 
     scheduler = experiment.scheduler
     if scheduler not in SCHEDULERS:
@@ -112,7 +112,7 @@ def plan_experiment(experiment: Experiment, args: argparse.Namespace, config_pat
         settings = population_settings(experiment.scheduler_options, base, metric, mode)
         metric, mode = settings.metric, settings.mode
         intervals = {checkpoint_interval(Config.from_dict({**base_raw, **combo}))
-                     for combo in discrete_combinations(search)}
+                     for combo in discrete_combinations(search, base_raw)}
         if len(intervals) > 1:
             raise ConfigError("a population needs one checkpoint interval: do not search over "
                               "checkpoint_every/eval_every with scheduler=pbt/pb2")
@@ -183,7 +183,7 @@ def absolute_data_dir(base_raw: dict[str, Any], search: Mapping[str, Any]) -> No
     absolute here, from the driver's working folder, when a trial reads dataset files."""
     if "data_dir" in search:
         return
-    configs = [Config.from_dict({**base_raw, **combo}) for combo in discrete_combinations(search)]
+    configs = [Config.from_dict({**base_raw, **combo}) for combo in discrete_combinations(search, base_raw)]
     if all(config.dataset in EMBEDDED_DATASETS for config in configs):
         return
     path = Path(configs[0].data_dir).expanduser()
@@ -223,24 +223,35 @@ def _candidates(value: Any) -> list[Any] | None:
     return [value]
 
 
-def discrete_combinations(search: Mapping[str, Any]) -> list[dict[str, Any]]:
+def discrete_combinations(search: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """The points to validate: every grid/categorical value and both ends of every range (at most
-    MAX_CHECKED_COMBINATIONS of their product); ``[{}]`` for an empty search space."""
-    keys, lists = [], []
+    MAX_CHECKED_COMBINATIONS of their product), each with its ``tune.sample_from`` values drawn from the
+    point's config (``base`` and the point) as Ray would draw them; ``[{}]`` for an empty search space."""
+    keys, lists, sampled = [], [], {}
     for key, value in search.items():
         values = _candidates(value)
         if values is not None:
             keys.append(key)
             lists.append(values)
+        elif isinstance(value, Function):
+            sampled[key] = value
     combos = []
     for combo in itertools.islice(itertools.product(*lists), MAX_CHECKED_COMBINATIONS):
-        combos.append(dict(zip(keys, combo)))
+        point = dict(zip(keys, combo))
+        for key, function in sampled.items():
+            context = {**(base or {}), **point}
+            try:
+                point[key] = function.sample(config=context)
+            except Exception as error:  # the tune_config's own function: any error is the user's to see
+                raise ConfigError(f"search space: tune.sample_from for {key!r} failed on {point}: "
+                                  f"{type(error).__name__}: {error}") from None
+        combos.append(point)
     return combos or [{}]
 
 
 def check_search_space(base_raw: Mapping[str, Any], search: Mapping[str, Any]) -> None:
     """Every grid point / categorical value / range end must pass the Config validator with the base."""
-    for combo in discrete_combinations(search):
+    for combo in discrete_combinations(search, base_raw):
         try:
             Config.from_dict({**base_raw, **combo})
         except ConfigError as error:
