@@ -112,10 +112,30 @@ def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = PROCESS
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
+# Ports for the servers the tests start: above Ray's default worker ports (10002-19999) and below the
+# kernel's ephemeral range, which the OS hands to outgoing connections (a port taken from that range could
+# be given to some client between our probe and the server's bind).
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_PORTS_LOW = 20000
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A loopback port nothing listens on now, outside the ephemeral range and never handed out twice
+    in this process (two servers of one cluster asked for ports before either bound them)."""
+    high = int(_EPHEMERAL_RANGE.read_text().split()[0]) if _EPHEMERAL_RANGE.exists() else 32768
+    for _ in range(1000):
+        port = secrets.randbelow(high - _PORTS_LOW) + _PORTS_LOW
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port in [{_PORTS_LOW}, {high})")
 
 
 class LoopbackCluster:

@@ -7,7 +7,6 @@ need a running cluster to be detected (more GPUs or CPUs per trial than a node h
 """
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import torch
 
 from raydaug.checkpoint import save_checkpoint
 from raydaug.cli import main
+from tests.processes import free_port
 
 TINY_SETS = ["--set", "epochs=1", "--set", "ngf=4", "--set", "noise_dim=8", "--set", "train_per_class=3",
              "--set", "val_per_class=3", "--set", "eval_every=1", "--set", "checkpoint_every=1"]
@@ -45,13 +45,6 @@ FILES = {
 }
 TUNE = ["tune", "{tmp}/tiny.py", "--storage", "{runs}"]
 TRAIN = ["train", *TINY_SETS, "--out", "{runs}/train"]
-
-
-def closed_port() -> int:
-    """A loopback port that nothing listens on (bound once by us, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # (id, argv, fragment of the one-line message, needs the session's Ray)
@@ -167,7 +160,7 @@ def test_bad_input_fails_on_one_line_before_anything_is_written(workspace, capsy
         request.getfixturevalue("ray_session")
     if "/proc/1" in " ".join(argv) and not Path("/proc/1").is_dir():
         pytest.skip("needs Linux /proc")
-    port = closed_port()
+    port = free_port()  # nothing listens there
     values = {"tmp": str(workspace), "runs": str(workspace / "runs"), "port": port}
     argv = [arg.format(**values) for arg in argv]
     fragment = fragment.format(**values)
