@@ -136,6 +136,12 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
         report.notes.append(f"trial {row.trial_id}: G collapsed at epoch {row.collapsed_epoch:g} (aug/label_kept < "
                             f"{tables.COLLAPSE_LABEL_KEPT} or aug/x_div < {tables.COLLAPSE_X_DIV}); {after}")
 
+    unfinished = summary[~summary["finished"]]
+    if not unfinished.empty:
+        report.notes.append(f"{len(unfinished)} of {len(summary)} trial(s) have not reached their epochs (still "
+                            "running, failed or interrupted; `raydaug tune … --resume` continues an interrupted "
+                            "run): their scores are of a shorter training")
+
     # paper tables
     t1 = tables.table1(summary)
     section = report.section("Table 1 — dataset × augmentation",

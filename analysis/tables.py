@@ -144,7 +144,9 @@ def health(run: RunData, best_iterations: dict[str, int]) -> pd.DataFrame:
 def trial_summary(run: RunData, metric: str = "acc/val") -> pd.DataFrame:
     """One row per trial: its configuration keys that matter for grouping (and its learned-augmentation
     ``variant``), its best-``metric`` row (``best_acc_val``, ``test_at_best``, ``best_iteration``,
-    ``best_epoch``), its last row and size, and G's health at the best row."""
+    ``best_epoch``), its last row and size, whether it ``finished`` (reached its ``epochs``: the schedulers
+    stop no trial early, so one that did not is still running, failed or was interrupted), and G's health at
+    the best row."""
     configs = config_dicts(run)
     # a PBT run's members start from sampled values of every searched key; they are one variant
     variants = variant_labels(configs, mutated=set(run.events["key"]) | _sampled_keys(configs))
@@ -166,13 +168,15 @@ def trial_summary(run: RunData, metric: str = "acc/val") -> pd.DataFrame:
         if trial_id in last.index:
             row.update(last_iteration=last.at[trial_id, "training_iteration"], last_epoch=last.at[trial_id, "epoch"],
                        last_acc_test=last.at[trial_id, "acc/test"])
+        row["finished"] = bool(not _missing(row.get("last_epoch")) and config.get("epochs") is not None
+                               and row["last_epoch"] >= config["epochs"])
         if trial_id in best.index:
             row.update(best_acc_val=best.at[trial_id, metric], test_at_best=best.at[trial_id, "acc/test"],
                        best_iteration=best.at[trial_id, "training_iteration"], best_epoch=best.at[trial_id, "epoch"])
         rows.append(row)
     columns = [PARTITION_KEY, "dataset", "aug", "variant", "train_per_class", "seed", "joint", "g_checkpoint",
-               "table3_row", "rows", "last_iteration", "last_epoch", "last_acc_test", "best_acc_val", "test_at_best",
-               "best_iteration", "best_epoch"]
+               "table3_row", "rows", "last_iteration", "last_epoch", "finished", "last_acc_test", "best_acc_val",
+               "test_at_best", "best_iteration", "best_epoch"]
     summary = pd.DataFrame(rows, columns=columns)
     best_iterations = {t: int(i) for t, i in zip(summary[PARTITION_KEY], summary["best_iteration"]) if not _missing(i)}
     return summary.merge(health(run, best_iterations), on=PARTITION_KEY, how="left")
@@ -221,10 +225,12 @@ def comparison(summary: pd.DataFrame) -> pd.DataFrame:
     """Learned against hand-made augmentation on the same split and budget: per dataset and training-set
     size with at least one baseline and one learned trial, every augmentation (each learned variant on
     its own row) with acc/test mean ± std (%), its test error's relative change against the best hand-made
-    augmentation of that group (negative: less error) and, for learned ones, how many trials had a
-    healthy G at their chosen checkpoint and how many collapsed."""
+    augmentation of that group (negative: less error), how many of its trials have not finished (their
+    scores are of a shorter training) and, for learned ones, how many trials had a healthy G at their
+    chosen checkpoint and how many collapsed."""
     columns = ["dataset", "train_per_class", "aug", "variant", "trials", "acc_test_mean", "acc_test_std",
-               "error_change_vs_best_hand_made", "best_hand_made", "healthy_trials", "collapsed_trials"]
+               "error_change_vs_best_hand_made", "best_hand_made", "unfinished_trials", "healthy_trials",
+               "collapsed_trials"]
     chosen = summary[summary.apply(_is_joint_scored, axis=1)] if not summary.empty else summary
     rows = []
     for (dataset, per_class), block in chosen.groupby(["dataset", "train_per_class"], sort=True):
@@ -244,6 +250,7 @@ def comparison(summary: pd.DataFrame) -> pd.DataFrame:
                 "error_change_vs_best_hand_made": ((100.0 - mean) - best_error) / best_error if best_error > 0
                 else math.nan,
                 "best_hand_made": best_aug,
+                "unfinished_trials": int((~group["finished"].fillna(False).astype(bool)).sum()),
                 "healthy_trials": int(group["healthy"].fillna(False).astype(bool).sum()) if is_learned else None,
                 "collapsed_trials": int(group["collapsed_epoch"].notna().sum()) if is_learned else None,
             })
@@ -254,7 +261,8 @@ def comparison(summary: pd.DataFrame) -> pd.DataFrame:
 
 def comparison_headline(table: pd.DataFrame) -> list[str]:
     """One line per group of :func:`comparison`: the best learned variant against the best hand-made
-    augmentation, and whether its G was healthy (a collapsed G is named as such, not as a win)."""
+    augmentation, and whether its G was healthy (a collapsed G is named as such, not as a win); a group
+    with trials that have not finished says how many."""
     lines = []
     for (dataset, per_class), block in table.groupby(["dataset", "train_per_class"], sort=True):
         learned = block[block["aug"] == "learned"]
@@ -269,8 +277,13 @@ def comparison_headline(table: pd.DataFrame) -> list[str]:
                  f"{collapsed} collapsed — a regulariser, not a learned augmentation")
         lines.append(f"{dataset}, {per_class}/class: {name} {format_mean_std(top['acc_test_mean'], top['acc_test_std'])}"
                      f" vs best hand-made {best['aug']} {format_mean_std(best['acc_test_mean'], best['acc_test_std'])}"
-                     f" → {abs(change) * 100:.0f} % {verdict} test error ({state})")
+                     f" → {abs(change) * 100:.0f} % {verdict} test error ({state})" + _unfinished(block))
     return lines
+
+
+def _unfinished(block: pd.DataFrame) -> str:
+    count, total = int(block["unfinished_trials"].sum()), int(block["trials"].sum())
+    return f"; {count} of {total} trial(s) not finished: a partial result" if count else ""
 
 
 def _table1_reference(dataset: str, per_class: int, aug: str) -> tuple[float, str]:
@@ -351,6 +364,7 @@ def display_comparison(table: pd.DataFrame) -> pd.DataFrame:
         "healthy G": [f"{int(h)}/{int(n)}" if not _missing(h) else "—"
                       for h, n in zip(table["healthy_trials"], table["trials"])],
         "collapsed": [int(c) if not _missing(c) else "—" for c in table["collapsed_trials"]],
+        "unfinished": table["unfinished_trials"],
     })
 
 

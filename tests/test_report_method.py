@@ -19,6 +19,8 @@ T0 = 1_700_000_000.0
 
 
 def write_trial(run_dir: Path, trial_id: str, values: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """A trial that reports every 5 epochs and, unless ``values`` says otherwise, finished at its last row."""
+    values = {"epochs": 5 * len(rows), **values}
     trials = P.trials_writer(str(run_dir))
     trials.append({**P.trial_row(trial_id, "start", 0, Config.from_dict(values).to_dict()), "timestamp": T0})
     trials.flush()
@@ -113,6 +115,23 @@ def test_the_headline_names_a_collapsed_winner_for_what_it_is(tmp_path, study):
     healthy_only = summary[summary["trial_id"] != "blob_0"]
     line, = tables.comparison_headline(tables.comparison(healthy_only))
     assert "33 % less test error (healthy G in every trial)" in line
+
+
+def test_a_trial_that_has_not_reached_its_epochs_is_counted_and_the_headline_calls_the_result_partial(
+        study, tmp_path, capsys):
+    """A live (or interrupted) run: its best-so-far scores must not read as the final comparison."""
+    summary = tables.trial_summary(analysis.load(str(study))).set_index("trial_id")
+    assert summary["finished"].all()
+    write_trial(study, "teach_2", {"teacher_weight": 1.0, "seed": 2, "epochs": 15}, scored(0.97, HEALTHY)[:2])
+    summary = tables.trial_summary(analysis.load(str(study)))
+    assert summary.set_index("trial_id").at["teach_2", "finished"] == False  # noqa: E712 (numpy bool)
+    table = tables.comparison(summary).set_index(["aug", "variant"])
+    assert table.at[("learned", "teacher_weight=1"), "unfinished_trials"] == 1
+    assert table.at[("light", ""), "unfinished_trials"] == 0
+    line, = tables.comparison_headline(tables.comparison(summary[summary["trial_id"] != "blob_0"]))
+    assert line.endswith("; 1 of 6 trial(s) not finished: a partial result"), line
+    assert main(["analyze", str(study), "--out", str(tmp_path / "report")]) == 0
+    assert "note: 1 of 7 trial(s) have not reached their epochs" in capsys.readouterr().out
 
 
 def test_analyze_opens_with_the_comparison_and_flags_the_collapse(study, tmp_path, capsys):
