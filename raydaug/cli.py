@@ -6,6 +6,7 @@ Heavy modules (Ray, analysis) are imported only by the subcommand that needs the
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 from typing import Any, Sequence
@@ -68,8 +69,11 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
     schedule = {**schedule, "initial_config": {**schedule["initial_config"], **overrides}}
     # the default name says what was changed, in characters a folder name may hold
     suffix = re.sub(r"[^A-Za-z0-9._=-]+", "-", "".join(f"_{key}{value}" for key, value in sorted(overrides.items())))
+    cpus = args.cpus_per_trial
+    if cpus is not None and not (math.isfinite(cpus) and cpus > 0):
+        raise UsageError(f"--cpus-per-trial must be > 0, got {cpus}")
     run_dir = run_replay(schedule, args.storage or beside_source,
-                         args.name or f"replay_{schedule['trial_id']}{suffix}")
+                         args.name or f"replay_{schedule['trial_id']}{suffix}", cpus_per_trial=cpus)
     print(f"replayed trial {schedule['trial_id']} ({len(schedule['changes'])} change(s)) → {run_dir}")
     return 0
 
@@ -129,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--trial", help="trial id when SOURCE is a RUN_DIR (default: best by acc/val)")
     replay.add_argument("--storage", help="where the replay run goes (default: beside the source run)")
     replay.add_argument("--name", help="name of the replay run (default replay_<trial>[_<key><value>...])")
+    replay.add_argument("--cpus-per-trial", type=float,
+                        help="CPUs (and torch threads) of the replayed trial (default: the largest node's)")
     _add_set(replay)
     replay.set_defaults(func=_cmd_schedule)
 

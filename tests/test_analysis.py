@@ -510,14 +510,24 @@ def test_schedule_replay_hands_the_schedule_to_run_replay(pbt_run, tmp_path, mon
     import sys
     import types
 
-    calls = []
+    calls, cpus = [], []
+
+    def run_replay(schedule, storage, name, cpus_per_trial=None):
+        calls.append((schedule, storage, name))
+        cpus.append(cpus_per_trial)
+        return f"{storage}/{name}"
+
     fake = types.ModuleType("raydaug.tune.replay")
-    fake.run_replay = lambda schedule, storage, name: calls.append((schedule, storage, name)) or f"{storage}/{name}"
+    fake.run_replay = run_replay
     monkeypatch.setitem(sys.modules, "raydaug.tune.replay", fake)
     path = tmp_path / "sched.json"
     write_schedule(export_schedule(analysis.load(str(pbt_run)), "A"), str(path))
     assert main(["schedule", "replay", str(path)]) == 0
-    assert calls[-1][0]["trial_id"] == "A" and calls[-1][1:] == (str(tmp_path), "replay_A")
+    assert calls[-1][0]["trial_id"] == "A" and calls[-1][1:] == (str(tmp_path), "replay_A") and cpus[-1] is None
+    # its CPUs (and torch threads) as asked, e.g. one per replay when several share a machine
+    assert main(["schedule", "replay", str(path), "--cpus-per-trial", "1"]) == 0 and cpus[-1] == 1.0
+    assert main(["schedule", "replay", str(path), "--cpus-per-trial", "0"]) == 2
+    assert "--cpus-per-trial must be > 0, got 0.0" in capsys.readouterr().err
     assert main(["schedule", "replay", str(pbt_run), "--storage", str(tmp_path / "s"), "--name", "again"]) == 0
     assert calls[-1][0]["trial_id"] == "B" and calls[-1][1:] == (str(tmp_path / "s"), "again")
     assert f"replayed trial B (2 change(s)) → {tmp_path / 's'}/again" in capsys.readouterr().out
