@@ -62,13 +62,17 @@ def read_parquet(run_dir: str, table: str) -> pd.DataFrame:
     return pd.read_parquet(Path(run_dir) / "parquet" / table)
 
 
-def test_progress_table_shows_the_reported_value_of_a_key_the_config_leaves_to_a_preset():
-    trial = SimpleNamespace(trial_id="t0", status="RUNNING", config={"preset": "paper_mnist", "alpha": 0.3},
-                            last_result={"training_iteration": 4, "acc/val": 0.5, "hp/beta": 0.05, "lr/dd": 2e-4})
+def test_progress_table_shows_the_values_the_trainer_reported_else_the_configs():
+    """A replay changes α in place (its config keeps the initial value) and a preset sets β: the table
+    shows what the trainer reported; γ, reported by neither, is the config's, and lr_g is unknown."""
+    trial = SimpleNamespace(trial_id="t0", status="RUNNING", config={"preset": "paper_mnist", "alpha": 0.3,
+                                                                     "gamma": 0.01},
+                            last_result={"training_iteration": 4, "acc/val": 0.5, "hp/alpha": 0.7, "hp/beta": 0.05,
+                                         "lr/dd": 2e-4})
     header, row = progress_table([trial]).splitlines()
     cells = dict(zip(header.split(), row.split()))
-    assert (cells["α"], cells["β"], cells["lr_dd"], cells["γ"], cells["acc/val"]) == ("0.3", "0.05", "0.0002", "-",
-                                                                                       "0.5000")
+    assert ((cells["α"], cells["β"], cells["γ"], cells["lr_dd"], cells["lr_g"], cells["acc/val"])
+            == ("0.7", "0.05", "0.01", "0.0002", "-", "0.5000"))
 
 
 # ---------------------------------------------------------------------- PBT exploit

@@ -20,9 +20,15 @@ def _number(value: Any, spec: str) -> str:
         return "-"
 
 
+def _live(result: dict[str, Any], config: dict[str, Any], key: str) -> Any:
+    reported = result.get(HPARAM_METRICS[key])
+    return config.get(key) if reported is None else reported
+
+
 def progress_table(trials: Sequence[Any], metric: str = "acc/val") -> str:
-    """One line per trial: id, status, iteration, the metric, then α, β, γ, the teacher's weight and the four learning rates
-    of its *current* config (after any PBT mutation)."""
+    """One line per trial: id, status, iteration, the metric, then α, β, γ, the teacher's weight and the four learning
+    rates as the trainer last reported them (a schedule's change or a PBT mutation shows from the trial's next
+    report on), else as its config gives them."""
     header = ["trial", "status", "iter", metric, *(label for _, label in HPARAM_COLUMNS)]
     rows = [header]
     for trial in trials:
@@ -31,8 +37,7 @@ def progress_table(trials: Sequence[Any], metric: str = "acc/val") -> str:
         rows.append([
             trial.trial_id, trial.status, str(result.get("training_iteration", 0)),
             _number(result.get(metric), ".4f"),
-            *(_number(config[key] if key in config else result.get(HPARAM_METRICS[key]), ".3g")
-              for key, _ in HPARAM_COLUMNS),
+            *(_number(_live(result, config, key), ".3g") for key, _ in HPARAM_COLUMNS),
         ])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
