@@ -153,10 +153,16 @@ def test_driver_sigkill_then_resume_completes_the_experiment(tmp_path):
 
     assert_every_iteration_once(run_dir, trials=2, epochs=epochs)
     events = trial_events(run_dir)
-    restored = events[(events["event"] == "restore") & (events["timestamp"] > killed_at)]
+    after = events[events["timestamp"] > killed_at]
+    restored = after[after["event"] == "restore"]
     restored_from = dict(zip(restored["trial_id"], restored["training_iteration"]))
+    assert not restored.empty, "no trial continued from a checkpoint: the resume started everything again"
+    # a trial whose checkpoint Tune's saved state did not name yet (the state lags under load) starts again
+    # from scratch: that counts as resuming from iteration 0, and the bound below still applies to it
+    for trial in set(after.loc[after["event"] == "start", "trial_id"]) - set(restored_from):
+        restored_from[trial] = 0
     unfinished = {trial for trial, iteration in before.items() if iteration < epochs}
-    assert unfinished <= set(restored_from), "an unfinished trial was not resumed"
+    assert unfinished <= set(restored_from), "an unfinished trial was neither restored nor started again"
     written_twice = rows_written_twice(run_dir)
     report("driver SIGKILL", durable_before_kill=before, restored_from=restored_from,
            rows_written_twice=written_twice)
