@@ -6,7 +6,6 @@ Heavy modules (Ray, analysis) are imported only by the subcommand that needs the
 from __future__ import annotations
 
 import argparse
-import math
 import re
 import sys
 from typing import Any, Sequence
@@ -69,11 +68,8 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
     schedule = {**schedule, "initial_config": {**schedule["initial_config"], **overrides}}
     # the default name says what was changed, in characters a folder name may hold
     suffix = re.sub(r"[^A-Za-z0-9._=-]+", "-", "".join(f"_{key}{value}" for key, value in sorted(overrides.items())))
-    cpus = args.cpus_per_trial
-    if cpus is not None and not (math.isfinite(cpus) and cpus > 0):
-        raise UsageError(f"--cpus-per-trial must be > 0, got {cpus}")
     run_dir = run_replay(schedule, args.storage or beside_source,
-                         args.name or f"replay_{schedule['trial_id']}{suffix}", cpus_per_trial=cpus)
+                         args.name or f"replay_{schedule['trial_id']}{suffix}", cpus_per_trial=args.cpus_per_trial)
     print(f"replayed trial {schedule['trial_id']} ({len(schedule['changes'])} change(s)) → {run_dir}")
     return 0
 

@@ -526,8 +526,6 @@ def test_schedule_replay_hands_the_schedule_to_run_replay(pbt_run, tmp_path, mon
     assert calls[-1][0]["trial_id"] == "A" and calls[-1][1:] == (str(tmp_path), "replay_A") and cpus[-1] is None
     # its CPUs (and torch threads) as asked, e.g. one per replay when several share a machine
     assert main(["schedule", "replay", str(path), "--cpus-per-trial", "1"]) == 0 and cpus[-1] == 1.0
-    assert main(["schedule", "replay", str(path), "--cpus-per-trial", "0"]) == 2
-    assert "--cpus-per-trial must be > 0, got 0.0" in capsys.readouterr().err
     assert main(["schedule", "replay", str(pbt_run), "--storage", str(tmp_path / "s"), "--name", "again"]) == 0
     assert calls[-1][0]["trial_id"] == "B" and calls[-1][1:] == (str(tmp_path / "s"), "again")
     assert f"replayed trial B (2 change(s)) → {tmp_path / 's'}/again" in capsys.readouterr().out
@@ -546,6 +544,15 @@ def test_schedule_replay_hands_the_schedule_to_run_replay(pbt_run, tmp_path, mon
     assert main(["schedule", "export", str(pbt_run), "--trial", "A"]) == 0
     assert main(["schedule", "replay", str(pbt_run / "schedule_A.json")]) == 0
     assert calls[-1][1] == str(pbt_run.parent)
+
+
+def test_schedule_replay_refuses_a_cpu_share_of_zero_before_ray_starts(pbt_run, tmp_path, capsys):
+    """The real replay: its plan checks the share as `raydaug tune` does (0 was once read as 'unset')."""
+    path = tmp_path / "sched.json"
+    write_schedule(export_schedule(analysis.load(str(pbt_run)), "A"), str(path))
+    assert main(["schedule", "replay", str(path), "--cpus-per-trial", "0", "--storage", str(tmp_path / "r")]) == 2
+    assert "--cpus-per-trial must be > 0, got 0.0" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.parametrize("change, fragment", [

@@ -34,7 +34,8 @@ def run_replay(schedule: Mapping[str, Any], storage: str, name: str, cpus_per_tr
     # the recorded config names the device the source trial ran on; the replay follows its own resources
     values = {**initial.to_dict(), "preset": "", "device": "auto"}
     experiment = Experiment(name=name, base=values, scheduler="fifo",
-                            cpus_per_trial=cpus_per_trial or 1.0, gpus_per_trial=gpus_per_trial,
+                            cpus_per_trial=1.0 if cpus_per_trial is None else cpus_per_trial,
+                            gpus_per_trial=gpus_per_trial,
                             max_failures=1, checkpoints_to_keep=2)
     plan = plan_experiment(experiment, argparse.Namespace(storage=storage, name=name, address=address))
     check_data(plan)
