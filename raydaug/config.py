@@ -24,9 +24,8 @@ GADV_FORMS = ("paper", "code")
 
 # keys whose default changed after runs were first logged, with the value a run logged before the key existed
 # trained with: analysis and schedule replay fill them into an older run's config (teacher_weight 0 there: the
-# teacher's term did not exist; base_aug none: G worked on the raw images;
-# lr_c_final 1: C's learning rate was constant)
-LEGACY_VALUES: dict[str, Any] = {"base_aug": "none", "teacher_weight": 0.0, "lr_c_final": 1.0}
+# teacher's term did not exist; base_aug none: G worked on the raw images)
+LEGACY_VALUES: dict[str, Any] = {"base_aug": "none", "teacher_weight": 0.0}
 # Hyperparameters PBT may mutate; apply_hparams() pushes them into a live TrainState.
 MUTABLE_HPARAMS = ("alpha", "beta", "gamma", "teacher_weight", "lr_c", "lr_g", "lr_dc", "lr_dd")
 # the metric that reports each one's live value (docs/analysis.md, "Columns"): the loss weights as hp/*, a
@@ -69,7 +68,6 @@ class Config:
     beta: float = 0.05
     gamma: float = 0.005
     lr_c: float = 1e-3
-    lr_c_final: float = 1.0  # C's LR follows a cosine from lr_c to lr_c·lr_c_final over the epochs; 1 = constant
     lr_g: float = 5e-4
     lr_dc: float = 5e-4
     lr_dd: float = 5e-4
@@ -143,7 +141,6 @@ class Config:
             _finite_range(key, getattr(self, key), 0.0, math.inf, "≥ 0")
         _finite_range("teacher_decay", self.teacher_decay, 0.0, 1.0, "in [0, 1)", strict_high=True)
         _finite_range("disc_aug_p", self.disc_aug_p, 0.0, 1.0, "in [0, 1]")
-        _finite_range("lr_c_final", self.lr_c_final, 0.0, 1.0, "in [0, 1]")
         for key in ("lr_c", "lr_g", "lr_dc", "lr_dd", "noise_std"):
             _finite_range(key, getattr(self, key), 0.0, math.inf, "> 0", strict_low=True)
         _finite_range("adam_beta1", self.adam_beta1, 0.0, 1.0, "in [0, 1)", strict_high=True)

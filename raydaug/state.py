@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,28 +44,14 @@ class TrainState:
         return list(self.nets[name].parameters()) if name in self.nets else []
 
 
-def learning_rate(config: Config, player: str, epoch: int) -> float:
-    """``player``'s learning rate during epoch ``epoch`` (0-based): lr_<player>, and for C a cosine from lr_c
-    at epoch 0 to lr_c·lr_c_final at the end of the last epoch (constant with lr_c_final = 1). A PBT mutation of
-    lr_c scales the rest of the schedule."""
-    base = getattr(config, f"lr_{player}")
-    if player != "c" or config.lr_c_final == 1.0:
-        return base
-    progress = min(1.0, epoch / config.epochs)
-    return base * (config.lr_c_final + (1.0 - config.lr_c_final) * 0.5 * (1.0 + math.cos(math.pi * progress)))
-
-
-def set_learning_rates(state: TrainState) -> None:
-    """Put every optimiser at its learning rate for the epoch ``state.epoch`` starts."""
-    for player, optim in state.optims.items():
-        for group in optim.param_groups:
-            group["lr"] = learning_rate(state.config, player, state.epoch)
+def _lr(config: Config, player: str) -> float:
+    return getattr(config, f"lr_{player}")
 
 
 def _adam(config: Config, player: str, params) -> torch.optim.Optimizer:
     weight_decay = config.weight_decay_c if player == "c" else 0.0
     beta1 = 0.9 if player == "c" else config.adam_beta1
-    return torch.optim.Adam(params, lr=learning_rate(config, player, 0), betas=(beta1, 0.999), weight_decay=weight_decay,
+    return torch.optim.Adam(params, lr=_lr(config, player), betas=(beta1, 0.999), weight_decay=weight_decay,
                             fused=True)
 
 
@@ -150,7 +135,9 @@ def apply_hparams(state: TrainState, config: Config) -> None:
     if changed:
         raise ConfigError(f"cannot change {changed} of a running trial: they define the networks")
     state.config = config
-    set_learning_rates(state)
+    for player, optim in state.optims.items():
+        for group in optim.param_groups:
+            group["lr"] = _lr(config, player)
 
 
 def _rng_state() -> dict[str, Any]:

@@ -20,7 +20,7 @@ from .config import HPARAM_METRICS, Config
 from .data import NUM_CLASSES, Splits, load_splits
 from .errors import ConfigError, NonFiniteLossError
 from .state import (TrainState, apply_hparams, build_state, checkpoint_file, load_state_dict,
-                    resolve_device, set_learning_rates, state_dict)
+                           resolve_device, state_dict)
 from .steps import augmentation_health, evaluate, train_step
 
 LOSS_PLAYERS = {"loss/dc": "DC", "loss/dd": "DD", "loss/g": "G", "loss/c": "C"}
@@ -155,7 +155,6 @@ class Trainer:
     def train_epoch(self) -> None:
         n, batch = len(self.splits.train), self.config.batch_size
         order = torch.randperm(n, device=self.device)
-        set_learning_rates(self.state)
         started = time.perf_counter()
         for start in range(0, n, batch):
             self.train_batch(order[start:start + batch])

@@ -8,8 +8,6 @@ from raydaug.config import Config
 TINY: dict[str, Any] = {
     "epochs": 2, "eval_every": 1, "checkpoint_every": 1, "ngf": 4, "noise_dim": 8,
     "train_per_class": 3, "val_per_class": 3, "batch_size": 10,
-    # C at a constant rate, so a test can compare lr/c with the lr_c it set; test_state tests the cosine
-    "lr_c_final": 1.0,
 }
 
 

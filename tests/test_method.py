@@ -220,8 +220,6 @@ def test_unbounded_transforms_are_the_paper_default():
     ({"disc_aug_p": 1.5}, "disc_aug_p=1.5 is out of range"),
     ({"stn_bound": float("inf")}, "stn_bound=inf is out of range"),
     ({"res_bound": -0.1}, "res_bound=-0.1 is out of range"),
-    ({"lr_c_final": 1.5}, "lr_c_final=1.5 is out of range"),
-    ({"lr_c_final": -0.1}, "lr_c_final=-0.1 is out of range"),
 ])
 def test_new_keys_reject_bad_values(values, fragment):
     with pytest.raises(ConfigError) as error:

@@ -129,48 +129,6 @@ def test_restore_keeps_the_new_config_learning_rates(tmp_path):
     assert trial.state.optims["g"].param_groups[0]["lr"] == 1e-4
 
 
-def _cosine(lr: float, final: float, progress: float) -> float:
-    return lr * (final + (1 - final) * (1 + math.cos(math.pi * progress)) / 2)
-
-
-def test_c_learning_rate_follows_a_cosine_to_lr_c_final_and_the_others_stay():
-    epochs, final = 4, 0.25
-    trainer = Trainer(tiny(epochs=epochs, lr_c_final=final))
-    config = trainer.config
-    seen = []
-    for _ in range(epochs):
-        trainer.train_epoch()  # the rate an epoch trained with stays in the optimiser after it
-        seen.append({player: optim.param_groups[0]["lr"] for player, optim in trainer.state.optims.items()})
-    for epoch, rates in enumerate(seen):
-        assert rates["c"] == pytest.approx(_cosine(config.lr_c, final, epoch / epochs), rel=1e-12)
-        assert (rates["g"], rates["dc"], rates["dd"]) == (config.lr_g, config.lr_dc, config.lr_dd)
-    assert seen[-1]["c"] < seen[0]["c"] * 0.5
-
-
-def test_lr_c_final_1_keeps_c_learning_rate_constant():
-    trainer = Trainer(tiny(epochs=3, lr_c_final=1.0))
-    for _ in range(3):
-        trainer.train_epoch()
-        assert trainer.state.optims["c"].param_groups[0]["lr"] == trainer.config.lr_c
-
-
-def test_a_mutated_or_restored_lr_c_continues_the_schedule_where_the_trial_is(tmp_path):
-    """PBT's new lr_c scales the rest of the cosine; a restore puts C at the rate of the epoch it resumes."""
-    epochs, final = 4, 0.1
-    donor = Trainer(tiny(epochs=epochs, lr_c_final=final))
-    donor.train_epoch()
-    donor.train_epoch()
-    donor.save(tmp_path / "donor.pt")
-    mutated = donor.config.replace(lr_c=5e-3)
-    donor.apply_hparams(mutated)
-    assert donor.state.optims["c"].param_groups[0]["lr"] == pytest.approx(_cosine(5e-3, final, 2 / epochs))
-    donor.train_epoch()
-    assert donor.state.optims["c"].param_groups[0]["lr"] == pytest.approx(_cosine(5e-3, final, 2 / epochs))
-    trial = Trainer(mutated)
-    trial.restore(tmp_path / "donor.pt")
-    assert trial.state.optims["c"].param_groups[0]["lr"] == pytest.approx(_cosine(5e-3, final, 2 / epochs))
-
-
 def test_architecture_keys_cannot_change_on_a_live_trial():
     trainer = Trainer(tiny())
     with pytest.raises(ConfigError, match="ngf"):
