@@ -1,6 +1,9 @@
+import re
+from pathlib import Path
+
 import pytest
 
-from raydaug.config import PRESETS, TABLE3_ROWS, Config, ConfigError, parse_overrides
+from raydaug.config import FIELD_TYPES, PRESETS, TABLE3_ROWS, Config, ConfigError, coerce, parse_overrides
 
 
 def test_defaults_are_valid_and_round_trip():
@@ -77,3 +80,29 @@ def test_replace_validates():
     with pytest.raises(ConfigError):
         Config().replace(lr_c=-1.0)
     assert Config().replace(alpha=0.3).alpha == 0.3
+
+
+def _user_guide_rows():
+    """(keys, defaults) of each row of docs/user-guide.md's key table: a default per key, or one (or
+    "all X") for every key of the row."""
+    rows = []
+    for line in (Path(__file__).resolve().parents[1] / "docs" / "user-guide.md").read_text().splitlines():
+        if not line.startswith("| `"):
+            continue
+        cells = line.split("|")
+        keys = re.findall(r"`([a-z_0-9]+)`", cells[1])
+        text = cells[2].replace("`", "").strip()
+        values = [value.strip() for value in text.removeprefix("all ").split(",")]
+        values = ["" if value == '""' else value for value in values]
+        rows.append((keys, values * len(keys) if len(values) == 1 else values))
+    return rows
+
+
+def test_the_user_guide_documents_every_key_with_its_default():
+    defaults = Config().to_dict()
+    documented = {}
+    for keys, values in _user_guide_rows():
+        assert len(keys) == len(values), f"user guide row {keys}: {len(values)} defaults"
+        documented.update({key: coerce(key, value) for key, value in zip(keys, values)})
+    assert set(documented) == set(FIELD_TYPES)
+    assert {key: value for key, value in documented.items() if value != defaults[key]} == {}
