@@ -14,7 +14,7 @@ import pyarrow.fs as pafs
 
 from analysis.load import PARTITION_KEY, RunData, config_dicts, load
 from raydaug.config import BASE_AUGS
-from raydaug.errors import NotARunError, PartFileWarning
+from raydaug.errors import NotARunError, PartFileWarning, UsageError
 from raydaug.experiment import BASELINES_STAGE
 from raydaug.logging.parquet import resolve, split_query
 
@@ -71,11 +71,19 @@ def combine_runs(run: RunData, others: list[tuple[RunData, str]]) -> tuple[RunDa
     return RunData(run.run_dir, merged, pd.concat(trials, ignore_index=True), run.events, run.skipped), used
 
 
-def baselines_of_siblings(run: RunData) -> tuple[RunData, list[str]]:
+def baselines_of_siblings(run: RunData, baselines: str | None = None) -> tuple[RunData, list[str]]:
     """``run`` plus the hand-made baseline trials (aug none/light/strong/trivial) of its follow-up stage
     ``RUN_DIR_baselines`` (``BASELINES_STAGE``: the main job's and the method study's), and the runs used.
     Only that sibling: ``RUN_DIR_smoke`` or ``RUN_DIR_s1`` are other experiments on other splits. A sibling
-    that is not a readable run is skipped."""
+    that is not a readable run is skipped. With ``baselines`` (``raydaug analyze --baselines``), that run's
+    baseline trials instead, e.g. a later study's learned variants against the method study's baselines; it
+    must be a run holding some."""
+    if baselines is not None:
+        combined, used = combine_runs(run, [(load(baselines, require_metrics=False), "baselines")])
+        if not used:
+            raise UsageError(f"--baselines {baselines}: the run holds no hand-made baseline trial with metrics "
+                             f"(aug={'/'.join(BASE_AUGS)})")
+        return combined, used
     base, query = split_query(run.run_dir)
     sibling = f"{base.rstrip('/')}_{BASELINES_STAGE}{query}"  # a local path or a URI (S3 too)
     filesystem, root = resolve(sibling)

@@ -59,11 +59,13 @@ def default_out(run_dir: str) -> Path:
     return Path.cwd() / f"report_{root.rstrip('/').rsplit('/', 1)[-1]}"
 
 
-def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: int = GRID_TRIALS) -> Report:
-    """Write every table and plot of ``run`` into ``out_dir``; returns what was made, for the page."""
+def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: int = GRID_TRIALS,
+                 baselines: str | None = None) -> Report:
+    """Write every table and plot of ``run`` into ``out_dir``; returns what was made, for the page. The
+    hand-made baselines compared with come from ``baselines`` (a run), else from ``RUN_DIR_baselines``."""
+    run, used = companions.baselines_of_siblings(run, baselines)  # e.g. the main job's follow-up stage
     out_dir.mkdir(parents=True, exist_ok=True)
     report = Report(out_dir)
-    run, used = companions.baselines_of_siblings(run)  # e.g. the main job's follow-up stage of baselines
     if used:
         report.notes.append("the hand-made baselines of " + ", ".join(used) + " are part of this report")
     summary = tables.trial_summary(run)
@@ -308,10 +310,10 @@ def render_html(report: Report) -> str:
     return "\n".join(parts)
 
 
-def write_report(run_dir: str, out: str | None = None) -> tuple[Path, Report]:
+def write_report(run_dir: str, out: str | None = None, baselines: str | None = None) -> tuple[Path, Report]:
     out_dir = Path(out) if out else default_out(run_dir)
     run = load(run_dir)
-    report = build_report(run, out_dir)
+    report = build_report(run, out_dir, baselines=baselines)
     page = out_dir / "report.html"
     tmp = out_dir / ".report.html.tmp"
     tmp.write_text(render_html(report), encoding="utf-8")
@@ -319,11 +321,11 @@ def write_report(run_dir: str, out: str | None = None) -> tuple[Path, Report]:
     return page, report
 
 
-def analyze_command(run_dir: str, out: str | None) -> None:
+def analyze_command(run_dir: str, out: str | None, baselines: str | None = None) -> None:
     """``raydaug analyze``: write the report and print a short summary."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PartFileWarning)
-        page, report = write_report(run_dir, out)
+        page, report = write_report(run_dir, out, baselines)
     print_warnings(caught)
     print(report.sections[0].text)
     for line in report.summary:

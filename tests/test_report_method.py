@@ -165,6 +165,27 @@ def test_a_sibling_runs_baselines_join_the_comparison(tmp_path):
     assert tables.comparison(summary).empty  # the run alone has no baseline
 
 
+def test_analyze_baselines_compares_with_another_runs_baselines_only(tmp_path, capsys):
+    """``--baselines RUN``: a later study's learned trials against an earlier run's hand-made ones; that
+    run's own learned trials stay out, and a run with no baseline is refused on one line."""
+    study, earlier = tmp_path / "study", tmp_path / "earlier"
+    write_trial(study, "div_0", {"div_weight": 0.003}, scored(0.98, HEALTHY))
+    write_trial(earlier, "light_0", {"aug": "light"}, scored(0.96))
+    write_trial(earlier, "teach_0", {"teacher_weight": 1.0}, scored(0.99, HEALTHY))
+    out = tmp_path / "report"
+    assert main(["analyze", str(study), "--baselines", str(earlier), "--out", str(out)]) == 0
+    import pandas as pd
+
+    compared = pd.read_csv(out / "learned_vs_hand_made.csv").set_index("aug")
+    assert sorted(compared.index) == ["learned", "light"] and compared.at["learned", "trials"] == 1
+    assert compared.at["learned", "error_change_vs_best_hand_made"] == pytest.approx(-0.5)
+    assert f"the hand-made baselines of {earlier}" in capsys.readouterr().out
+    assert main(["analyze", str(earlier), "--baselines", str(study), "--out", str(tmp_path / "r2")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "holds no hand-made baseline trial" in err
+    assert not (tmp_path / "r2").exists()
+
+
 def test_variants_are_named_by_the_keys_in_which_learned_trials_differ():
     configs = {"a": Config.from_dict({"teacher_weight": 1.0, "seed": 0, "alpha": 0.3}).to_dict(),
                "b": Config.from_dict({"teacher_weight": 1.0, "seed": 1, "alpha": 0.1}).to_dict(),
