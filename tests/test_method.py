@@ -232,7 +232,7 @@ def test_collapse_metrics_tell_a_constant_generator_from_the_identity(monkeypatc
     share of the images the teacher knows whose G(x) it still labels right, is 1 for the identity and
     about one class in ten for a constant."""
     trainer = Trainer(tiny(train_per_class=5))
-    for _ in range(3):  # a teacher that knows something
+    for _ in range(6):  # a teacher that knows something
         trainer.train_epoch()
     state = trainer.state
     generator = state.nets["g"]

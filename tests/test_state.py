@@ -221,11 +221,13 @@ def _losses_after_two_batches(config) -> dict[str, float]:
 @pytest.mark.parametrize("option", [{"amp": True}, {"compile": True}])
 def test_fast_paths_match_eager_fp32(option):
     """bf16 autocast and torch.compile change speed, not the game: the same losses within a tolerance
-    smaller than any of G's four terms (a fast path that dropped the γ term would fail)."""
+    smaller than any of G's four terms (a fast path that dropped the γ term would fail). The mode-seeking
+    term is off: at G's identity start its 1 / (ratio + eps) is about 1/eps and would swamp the others."""
     if option.get("compile"):
         pytest.importorskip("torch._inductor")
     config = tiny(epochs=2, train_per_class=2, val_per_class=1, batch_size=20, use_stn=False,
-                  classifier="small", disc="small", alpha=1.0, beta=1.0, gamma=10.0, teacher_weight=1.0)
+                  classifier="small", disc="small", alpha=1.0, beta=1.0, gamma=10.0, teacher_weight=1.0,
+                  div_weight=0.0)
     want = _losses_after_two_batches(config)
     got = _losses_after_two_batches(config.replace(**option))
     tolerance = {name: 0.02 * abs(want[name]) + 1e-3 for name in ("loss/c", "loss/dc", "loss/dd", "loss/g")}

@@ -1,0 +1,31 @@
+"""After the method study: the mode-seeking term (``div_weight``) on top of the study's winner.
+
+The method study's defaults (trivial under G, the EMA teacher) keep G healthy, but G barely uses its noise
+(``aug/z_div`` 0.04-0.15 at the chosen checkpoints on digits). ``div_weight`` adds Mao et al.'s mode-seeking
+term to G's loss, so two noises must give two different images. This grid runs the learned augmentation
+with ``div_weight`` 0.003 / 0.03 on the method study's splits and budgets (digits 10 / 30 per class, 500
+epochs; mnist5k 55 / 50 per class, 200 epochs), three split seeds each. The hand-made baselines are the
+method study's (``runs/method_study_baselines``: same splits, same budgets), so there is no follow-up
+stage; ``raydaug analyze`` of this run shows the learned trials, docs/reproducing.md sets them beside the
+baselines.
+
+About 9 min per digits trial and 25 per mnist5k trial on one CPU. ``--smoke``: one seed, tiny nets, digits.
+"""
+from ray import tune
+
+from raydaug.experiment import Experiment
+from tune_configs._common import SEEDS
+from tune_configs.method_study import PROTOCOL, SMOKE, SPLIT_AND_BUDGET
+
+
+def experiment() -> Experiment:
+    return Experiment(
+        name="diversity_study",
+        base={"aug": "learned", "eval_every": 5},
+        search_space={"dataset": tune.grid_search(list(PROTOCOL)), "div_weight": tune.grid_search([0.003, 0.03]),
+                      "seed": tune.grid_search(SEEDS), **SPLIT_AND_BUDGET},
+        scheduler="fifo",
+        cpus_per_trial=1.0,
+        smoke=dict(SMOKE),
+        checkpoints_to_keep=1,
+    )
