@@ -71,7 +71,7 @@ def combine_runs(run: RunData, others: list[tuple[RunData, str]]) -> tuple[RunDa
     return RunData(run.run_dir, merged, pd.concat(trials, ignore_index=True), run.events, run.skipped), used
 
 
-def baselines_of_siblings(run: RunData, baselines: str | None = None) -> tuple[RunData, list[str]]:
+def with_baselines(run: RunData, baselines: str | None = None) -> tuple[RunData, list[str]]:
     """``run`` plus the hand-made baseline trials (aug none/light/strong/trivial) of its follow-up stage
     ``RUN_DIR_baselines`` (``BASELINES_STAGE``: the main job's and the method study's), and the runs used.
     Only that sibling: ``RUN_DIR_smoke`` or ``RUN_DIR_s1`` are other experiments on other splits. A sibling

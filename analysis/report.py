@@ -63,7 +63,7 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
                  baselines: str | None = None) -> Report:
     """Write every table and plot of ``run`` into ``out_dir``; returns what was made, for the page. The
     hand-made baselines compared with come from ``baselines`` (a run), else from ``RUN_DIR_baselines``."""
-    run, used = companions.baselines_of_siblings(run, baselines)  # e.g. the main job's follow-up stage
+    run, used = companions.with_baselines(run, baselines)  # RUN_DIR_baselines, or --baselines RUN
     out_dir.mkdir(parents=True, exist_ok=True)
     report = Report(out_dir)
     if used:

@@ -1,13 +1,12 @@
 """After the method study: the mode-seeking term (``div_weight``) on top of the study's winner.
 
 The method study's winner (trivial under G, the EMA teacher) keeps G healthy, but G uses its noise little
-(``aug/z_div`` 0.04-0.11 on digits and 0.01-0.32 on mnist5k at the chosen checkpoints). ``div_weight`` adds Mao et al.'s mode-seeking
-term to G's loss, so two noises must give two different images. This grid runs the learned augmentation
-with ``div_weight`` 0.003 / 0.03 on the method study's splits and budgets (digits 10 / 30 per class, 500
-epochs; mnist5k 55 / 50 per class, 200 epochs), three split seeds each. The hand-made baselines are the
-method study's (``runs/method_study_baselines``: same splits, same budgets), so there is no follow-up
-stage; ``raydaug analyze`` of this run shows the learned trials, docs/reproducing.md sets them beside the
-baselines.
+(``aug/z_div`` 0.04-0.11 on digits and 0.01-0.32 on mnist5k at the chosen checkpoints). ``div_weight`` adds
+Mao et al.'s mode-seeking term to G's loss, so two noises must give two different images. This grid runs the
+learned augmentation with ``div_weight`` 0.003 / 0.03 on the method study's splits and budgets (digits 10 /
+30 per class, 500 epochs; mnist5k 55 / 50 per class, 200 epochs), three split seeds each. Its hand-made
+baselines are the method study's (same splits, same budgets), so there is no follow-up stage:
+``raydaug analyze RUN_DIR --baselines runs/method_study_baselines`` opens with the comparison.
 
 About 6 min per digits trial and 14-19 per mnist5k trial on one CPU. ``--smoke``: one seed, tiny nets, digits.
 """
