@@ -24,8 +24,8 @@ GADV_FORMS = ("paper", "code")
 
 # keys whose default changed after runs were first logged, with the value a run logged before the key existed
 # trained with: analysis and schedule replay fill them into an older run's config (teacher_weight 0 there: the
-# teacher's term did not exist; base_aug none: G worked on the raw images)
-LEGACY_VALUES: dict[str, Any] = {"base_aug": "none", "teacher_weight": 0.0}
+# teacher's term did not exist; base_aug none: G worked on the raw images; eval_ema false: acc/* measured C)
+LEGACY_VALUES: dict[str, Any] = {"base_aug": "none", "teacher_weight": 0.0, "eval_ema": False}
 # Hyperparameters PBT may mutate; apply_hparams() pushes them into a live TrainState.
 MUTABLE_HPARAMS = ("alpha", "beta", "gamma", "teacher_weight", "lr_c", "lr_g", "lr_dc", "lr_dd")
 # the metric that reports each one's live value (docs/analysis.md, "Columns"): the loss weights as hp/*, a
@@ -60,6 +60,7 @@ class Config:
     # method alone is preset=paper_method)
     teacher_weight: float = 1.0  # weight of CE(teacher(G(x)), y) in L_G; the teacher is an EMA of C
     teacher_decay: float = 0.99  # EMA decay of the teacher (also the reference of aug/label_kept)
+    eval_ema: bool = True  # acc/* (best checkpoint, PBT's metric) measure the EMA of C, for every aug
     disc_aug_p: float = 0.0  # probability of a differentiable translation + cutout of each DC/DD input
     stn_bound: float = 0.0  # θ = I + stn_bound·tanh(·) entrywise; 0 = unbounded (the paper)
     res_bound: float = 0.0  # U-Net residual = res_bound·tanh(·) in normalised units; 0 = unbounded

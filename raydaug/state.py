@@ -35,7 +35,8 @@ class TrainState:
     device: torch.device
     nets: dict[str, nn.Module]
     optims: dict[str, torch.optim.Optimizer]
-    teacher: nn.Module | None = None  # EMA of C (aug=learned): G's teacher term and aug/label_kept
+    # EMA of C (aug=learned or eval_ema): G's teacher term, aug/label_kept, and with eval_ema what acc/* measure
+    teacher: nn.Module | None = None
     epoch: int = 0
     step: int = 0
     best: dict[str, float] = field(default_factory=lambda: {"acc/val": -1.0, "acc/test": -1.0, "epoch": -1})
@@ -73,7 +74,7 @@ def build_state(config: Config, channels: int, num_classes: int, background: tor
         else:
             nets["g"] = load_frozen_generator(config.g_checkpoint, channels, background)
     nets["c"] = build_classifier(config.classifier, channels, num_classes, config.image_size)
-    teacher = build_teacher(nets["c"]) if config.aug == "learned" else None
+    teacher = build_teacher(nets["c"]) if config.aug == "learned" or config.eval_ema else None
     for net in [*nets.values(), *([teacher] if teacher is not None else [])]:
         net.to(device, memory_format=torch.channels_last)
         if config.compile:
@@ -187,8 +188,8 @@ def load_state_dict(state: TrainState, payload: dict[str, Any], restore_rng: boo
                               f"{' '.join(str(error).split())[:400]}") from error
     if state.teacher is not None:
         if payload.get("teacher") is None:
-            raise CheckpointError("checkpoint holds no EMA teacher (made before raydaug kept one); it cannot "
-                                  "be loaded into an aug=learned run")
+            raise CheckpointError("checkpoint holds no EMA of C (made with eval_ema=false or before raydaug kept "
+                                  "one); it cannot be loaded into a run that keeps one (aug=learned or eval_ema=true)")
         _plain(state.teacher).load_state_dict(payload["teacher"])
     state.epoch = int(payload["epoch"])
     state.step = int(payload["step"])

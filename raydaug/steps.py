@@ -139,6 +139,7 @@ def train_step(state: TrainState, splits: Splits, raw: torch.Tensor, y: torch.Te
         if config.aug != "none":
             with torch.no_grad():
                 metrics["aug/l1"] = (augmented - raw).abs().mean() / splits.std.mean()
+        update_teacher(state)
         state.step += 1
         return metrics
     if config.base_aug != "none":  # G transforms the hand-made augmentation; DC and DD see it as real
@@ -174,8 +175,9 @@ def train_step(state: TrainState, splits: Splits, raw: torch.Tensor, y: torch.Te
 @torch.inference_mode()
 def accuracy(state: TrainState, splits: Splits, images: torch.Tensor, labels: torch.Tensor,
              chunk: int = 1024) -> float:
+    """Accuracy of the evaluated classifier: the EMA of C with ``eval_ema``, else C itself."""
     correct = torch.zeros((), device=state.device)
-    with evaluating(state.nets["c"]) as c:
+    with evaluating(state.teacher if state.config.eval_ema else state.nets["c"]) as c:
         for start in range(0, images.shape[0], chunk):
             logits = c(splits.normalize(images[start:start + chunk]))
             correct += (logits.argmax(dim=1) == labels[start:start + chunk]).sum()

@@ -478,16 +478,17 @@ def test_schedule_files_round_trip(pbt_run, tmp_path):
 
 
 def test_a_run_logged_before_a_key_existed_reads_with_its_legacy_value(tmp_path):
-    """teacher_weight and base_aug came later, with new defaults (1, trivial): a run whose logged config
-    lacks them trained without the teacher's term on raw images, and analysis and replay must say so."""
+    """teacher_weight, base_aug and eval_ema came later, with new defaults (1, trivial, true): a run whose
+    logged config lacks them trained without the teacher's term on raw images and measured C itself, and
+    analysis and replay must say so."""
     from analysis.load import config_dicts
 
     old = config(aug="learned")
-    del old["teacher_weight"], old["base_aug"]
+    del old["teacher_weight"], old["base_aug"], old["eval_ema"]
     write_trial(tmp_path / "old", "o", old, curve(0.9, 0.9))
     run = analysis.load(str(tmp_path / "old"))
     logged = config_dicts(run)["o"]
-    assert (logged["teacher_weight"], logged["base_aug"]) == (0.0, "none")
+    assert (logged["teacher_weight"], logged["base_aug"], logged["eval_ema"]) == (0.0, "none", False)
     schedule = export_schedule(run, "o")
     assert schedule["initial_config"]["teacher_weight"] == 0.0
     del schedule["initial_config"]["teacher_weight"]  # a schedule file written by that older version

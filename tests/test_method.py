@@ -180,10 +180,39 @@ def test_teacher_is_checkpointed(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(fresh.state.teacher.buffers(), trainer.state.teacher.buffers()))
 
 
-def test_update_teacher_is_a_no_op_for_baselines():
-    trainer = Trainer(tiny(aug="light"))
+def test_update_teacher_is_a_no_op_for_a_baseline_without_eval_ema():
+    trainer = Trainer(tiny(aug="light", eval_ema=False))
     assert trainer.state.teacher is None
     update_teacher(trainer.state)  # nothing to update, nothing raised
+
+
+def test_a_checkpoint_without_the_ema_is_refused_by_a_run_that_keeps_one(tmp_path):
+    from raydaug.errors import CheckpointError
+
+    Trainer(tiny(aug="light", eval_ema=False)).save(tmp_path / "state.pt")
+    with pytest.raises(CheckpointError, match="holds no EMA of C"):
+        Trainer(tiny(aug="light")).restore(tmp_path / "state.pt")
+    Trainer(tiny(aug="light", eval_ema=False)).restore(tmp_path / "state.pt")  # the same protocol loads
+
+
+@pytest.mark.parametrize("aug", ["light", "learned"])
+def test_eval_ema_measures_the_ema_of_c_and_a_baselines_ema_follows_its_c(aug):
+    """With eval_ema every aug keeps an EMA of C, moved by each training step, and acc/* measure it: wrecking
+    C leaves them as they were; without eval_ema they measure C and follow the wreck."""
+    trainer = Trainer(tiny(aug=aug, teacher_decay=0.9))
+    trainer.train_epoch()
+    state, splits = trainer.state, trainer.splits
+    before = [t.detach().clone() for t in state.teacher.parameters()]
+    raw, y, pair = _batch(trainer)
+    train_step(state, splits, raw, y, pair)
+    assert not all(torch.equal(a, b) for a, b in zip(before, state.teacher.parameters())), "a step moves the EMA"
+    measured = steps.evaluate(state, splits)
+    with torch.no_grad():
+        for p in state.nets["c"].parameters():
+            p.normal_()
+    assert steps.evaluate(state, splits) == measured
+    state.config = state.config.replace(eval_ema=False)
+    assert steps.evaluate(state, splits) != measured
 
 
 @pytest.mark.parametrize("stn_bound, res_bound", [(0.2, 0.5), (0.05, 0.1)])
@@ -220,6 +249,7 @@ def test_unbounded_transforms_are_the_paper_default():
     ({"disc_aug_p": 1.5}, "disc_aug_p=1.5 is out of range"),
     ({"stn_bound": float("inf")}, "stn_bound=inf is out of range"),
     ({"res_bound": -0.1}, "res_bound=-0.1 is out of range"),
+    ({"eval_ema": "maybe"}, "'eval_ema' expects bool"),
 ])
 def test_new_keys_reject_bad_values(values, fragment):
     with pytest.raises(ConfigError) as error:
