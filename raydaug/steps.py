@@ -149,16 +149,17 @@ def train_step(state: TrainState, splits: Splits, raw: torch.Tensor, y: torch.Te
     x = splits.normalize(raw)
     z = sample_noise(state, x.shape[0])
     generator = state.nets["g"]
-    adversarial = config.trains_generator and config.g_is_adversarial
-    cooperative = config.trains_generator and not config.g_is_adversarial
+    turn = state.step % config.g_every == 0  # G's (and the discriminators') turn to update
+    adversarial = config.trains_generator and config.g_is_adversarial and turn
+    cooperative = config.trains_generator and not config.g_is_adversarial and turn
     if adversarial or cooperative:
         fake = generator(x, z)
     else:
         with torch.no_grad():
             fake = generator(x, z)
-    if "dc" in state.nets:
+    if "dc" in state.nets and turn:
         metrics.update(dc_step(state, x, y, fake))
-    if "dd" in state.nets:
+    if "dd" in state.nets and turn:
         metrics.update(dd_step(state, x, splits.normalize(raw_pair), fake))
     if adversarial:
         diversity = None

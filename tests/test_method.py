@@ -186,6 +186,22 @@ def test_update_teacher_is_a_no_op_for_a_baseline_without_eval_ema():
     update_teacher(trainer.state)  # nothing to update, nothing raised
 
 
+def test_g_every_updates_g_and_the_discriminators_on_their_turns_only_and_c_at_every_step():
+    trainer = Trainer(tiny(g_every=3))
+    state = trainer.state
+    moved = {name: [] for name in ("g", "dc", "dd", "c")}
+    for _ in range(6):
+        before = {name: [p.detach().clone() for p in state.nets[name].parameters()] for name in moved}
+        raw, y, pair = _batch(trainer)
+        metrics = train_step(state, trainer.splits, raw, y, pair)
+        for name in moved:
+            moved[name].append(not all(torch.equal(a, b) for a, b in zip(before[name], state.nets[name].parameters())))
+        assert ("loss/g" in metrics) == moved["g"][-1]  # the logged means count G's turns only
+    for name in ("g", "dc", "dd"):
+        assert moved[name] == [True, False, False, True, False, False], name
+    assert all(moved["c"])
+
+
 def test_a_checkpoint_without_the_ema_is_refused_by_a_run_that_keeps_one(tmp_path):
     from raydaug.errors import CheckpointError
 
@@ -250,6 +266,7 @@ def test_unbounded_transforms_are_the_paper_default():
     ({"stn_bound": float("inf")}, "stn_bound=inf is out of range"),
     ({"res_bound": -0.1}, "res_bound=-0.1 is out of range"),
     ({"eval_ema": "maybe"}, "'eval_ema' expects bool"),
+    ({"g_every": 0}, "g_every=0 is out of range"),
 ])
 def test_new_keys_reject_bad_values(values, fragment):
     with pytest.raises(ConfigError) as error:

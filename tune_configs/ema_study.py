@@ -1,0 +1,28 @@
+"""The evaluation protocol study: today's learned defaults with ``eval_ema`` (``acc/*`` measure the EMA of
+C), and the hand-made baselines measured the same way, on the method study's splits and budgets (digits:
+10 / 30 per class, 500 epochs; mnist5k: 55 / 50 per class, 16 px, small nets, 200 epochs), three split seeds.
+
+Stage 1 (``experiment``): the learned augmentation at its defaults, 6 trials. Stage 2 (``followup``, into
+RUN_DIR_baselines): none / light / strong / trivial, 24 trials (method_study's follow-up). About 45 min
+on 2 CPUs. The variants of docs/reproducing.md are the same command with ``--set`` (e.g. ``--set
+base_aug=strong``, ``--set g_every=5 --set dataset=digits``), compared with this run's baselines through
+``raydaug analyze RUN --baselines runs/ema_study_baselines``.
+"""
+from ray import tune
+
+from raydaug.experiment import Experiment
+from tune_configs._common import SEEDS
+from tune_configs.method_study import PROTOCOL, SMOKE, SPLIT_AND_BUDGET, followup  # noqa: F401  (stage 2)
+
+
+def experiment() -> Experiment:
+    return Experiment(
+        name="ema_study",
+        base={"aug": "learned", "eval_every": 5},
+        search_space={"dataset": tune.grid_search(list(PROTOCOL)), "seed": tune.grid_search(SEEDS),
+                      **SPLIT_AND_BUDGET},
+        scheduler="fifo",
+        cpus_per_trial=1.0,
+        smoke=dict(SMOKE),
+        checkpoints_to_keep=1,
+    )
