@@ -104,15 +104,20 @@ def test_each_step_updates_only_its_player(trained):
 
 def test_accuracy_evaluates_c_in_eval_mode(trained):
     """Evaluation uses BatchNorm's running statistics and no dropout: it moves no buffer, gives the same
-    number twice, and equals C in eval mode on the whole split; C is back in train mode afterwards."""
+    number twice, and equals C in eval mode on the whole split; C is back in train mode afterwards
+    (eval_ema=false: C itself is measured; the EMA's own test is in test_method.py)."""
     from raydaug.steps import accuracy
 
     state, splits = trained.state, trained.splits
     c = state.nets["c"]
     buffers = _snapshot(trained, "c")
     images, labels = splits.test.images, splits.test.labels
-    first = accuracy(state, splits, images, labels, chunk=7)  # small chunks: batch statistics would differ
-    second = accuracy(state, splits, images, labels, chunk=7)
+    protocol, state.config = state.config, state.config.replace(eval_ema=False)
+    try:
+        first = accuracy(state, splits, images, labels, chunk=7)  # small chunks: batch statistics would differ
+        second = accuracy(state, splits, images, labels, chunk=7)
+    finally:
+        state.config = protocol
     assert _same(buffers, trained, "c") and c.training and first == second
     c.eval()
     with torch.no_grad():
