@@ -20,7 +20,7 @@ from tune_configs.method_study import PROTOCOL, SMOKE, SPLIT_AND_BUDGET
 def experiment() -> Experiment:
     return Experiment(
         name="diversity_study",
-        base={"aug": "learned", "eval_every": 5},
+        base={"aug": "learned", "eval_every": 5, "eval_ema": False},  # measured on C, as method_study's baselines
         search_space={"dataset": tune.grid_search(list(PROTOCOL)), "div_weight": tune.grid_search([0.003, 0.03]),
                       "seed": tune.grid_search(SEEDS), **SPLIT_AND_BUDGET},
         scheduler="fifo",

@@ -3,8 +3,8 @@ C), and the hand-made baselines measured the same way, on the method study's spl
 10 / 30 per class, 500 epochs; mnist5k: 55 / 50 per class, 16 px, small nets, 200 epochs), three split seeds.
 
 Stage 1 (``experiment``): the learned augmentation at its defaults, 6 trials. Stage 2 (``followup``, into
-RUN_DIR_baselines): none / light / strong / trivial, 24 trials (method_study's follow-up). About 45 min
-on 2 CPUs. The variants of docs/reproducing.md are the same command with ``--set`` (e.g. ``--set
+RUN_DIR_baselines): none / light / strong / trivial, 24 trials (method_study's baselines, with eval_ema).
+About 45 min on 2 CPUs. The variants of docs/reproducing.md are the same command with ``--set`` (e.g. ``--set
 base_aug=strong``, ``--set g_every=5 --set dataset=digits``), compared with this run's baselines through
 ``raydaug analyze RUN --baselines runs/ema_study_baselines``.
 """
@@ -12,7 +12,7 @@ from ray import tune
 
 from raydaug.experiment import Experiment
 from tune_configs._common import SEEDS
-from tune_configs.method_study import PROTOCOL, SMOKE, SPLIT_AND_BUDGET, followup  # noqa: F401  (stage 2)
+from tune_configs.method_study import PROTOCOL, SMOKE, SPLIT_AND_BUDGET, baselines
 
 
 def experiment() -> Experiment:
@@ -26,3 +26,8 @@ def experiment() -> Experiment:
         smoke=dict(SMOKE),
         checkpoints_to_keep=1,
     )
+
+
+def followup(run_dir: str) -> Experiment:
+    """The hand-made baselines, evaluated with the EMA of C as the learned trials are."""
+    return baselines(eval_ema=True)

@@ -3,7 +3,8 @@ offline datasets, against the hand-made augmentations on the same splits and bud
 
 Stage 1 (``experiment``): the learned augmentation as a 2 × 2 factorial — the hand-made augmentation under G
 (``base_aug`` none / trivial) × the EMA teacher's term in G's loss (``teacher_weight`` 0 / 1), everything
-else at today's defaults but the mode-seeking term (``div_weight`` 0, as when the study was run) — on
+else at today's defaults but the mode-seeking term (``div_weight`` 0) and the evaluation (``eval_ema``
+false: C itself is measured), as when the study was run — on
 digits (10 training / 30 validation images per class, 500 epochs) and on real MNIST (mnist5k: 55 / 50 per
 class, 16 px, small nets, 200 epochs), three split seeds each: 24 trials.
 Stage 2 (``followup``, into RUN_DIR_baselines): none / light / strong / trivial on the same splits and
@@ -36,8 +37,9 @@ SMOKE = {**TINY_DIGITS, "epochs": 2, "checkpoint_every": 2, "seed": tune.grid_se
 def experiment() -> Experiment:
     return Experiment(
         name="method_study",
-        # div_weight 0: the study as measured, before its follow-up (diversity_study) made 0.003 a default
-        base={"aug": "learned", "eval_every": 5, "div_weight": 0.0},
+        # div_weight 0: the study as measured, before its follow-up (diversity_study) made 0.003 a default;
+        # eval_ema false: acc/* measured C itself then (ema_study measures the EMA)
+        base={"aug": "learned", "eval_every": 5, "div_weight": 0.0, "eval_ema": False},
         search_space={"dataset": tune.grid_search(list(PROTOCOL)), "base_aug": tune.grid_search(["none", "trivial"]),
                       "teacher_weight": tune.grid_search([0.0, 1.0]), "seed": tune.grid_search(SEEDS),
                       **SPLIT_AND_BUDGET},
@@ -48,11 +50,11 @@ def experiment() -> Experiment:
     )
 
 
-def followup(run_dir: str) -> Experiment:
-    """The hand-made baselines on the same splits and budgets."""
+def baselines(eval_ema: bool) -> Experiment:
+    """The hand-made baselines on the same splits and budgets, evaluated as ``eval_ema`` says."""
     return Experiment(
         name=BASELINES_STAGE,
-        base={"eval_every": 5},
+        base={"eval_every": 5, "eval_ema": eval_ema},
         search_space={"dataset": tune.grid_search(list(PROTOCOL)), "aug": tune.grid_search(list(BASE_AUGS)),
                       "seed": tune.grid_search(SEEDS), **SPLIT_AND_BUDGET},
         scheduler="fifo",
@@ -60,3 +62,8 @@ def followup(run_dir: str) -> Experiment:
         smoke=dict(SMOKE),
         checkpoints_to_keep=1,
     )
+
+
+def followup(run_dir: str) -> Experiment:
+    """The study's baselines, measured as the study was (C itself)."""
+    return baselines(eval_ema=False)
