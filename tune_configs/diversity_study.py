@@ -10,21 +10,10 @@ baselines are the method study's (same splits, same budgets), so there is no fol
 
 About 6 min per digits trial and 14-19 per mnist5k trial on one CPU. ``--smoke``: one seed, tiny nets, digits.
 """
-from ray import tune
-
 from raydaug.experiment import Experiment
-from tune_configs._common import SEEDS
-from tune_configs.method_study import PROTOCOL, SMOKE, SPLIT_AND_BUDGET
+from tune_configs.method_study import on_the_protocol
 
 
 def experiment() -> Experiment:
-    return Experiment(
-        name="diversity_study",
-        base={"aug": "learned", "eval_every": 5, "eval_ema": False},  # measured on C, as method_study's baselines
-        search_space={"dataset": tune.grid_search(list(PROTOCOL)), "div_weight": tune.grid_search([0.003, 0.03]),
-                      "seed": tune.grid_search(SEEDS), **SPLIT_AND_BUDGET},
-        scheduler="fifo",
-        cpus_per_trial=1.0,
-        smoke=dict(SMOKE),
-        checkpoints_to_keep=1,
-    )
+    # measured on C (eval_ema false), as method_study's baselines that it is compared with
+    return on_the_protocol("diversity_study", {"aug": "learned", "eval_ema": False}, {"div_weight": [0.003, 0.03]})

@@ -8,24 +8,12 @@ About 45 min on 2 CPUs. The variants of docs/reproducing.md are the same command
 base_aug=strong``, ``--set g_every=5 --set dataset=digits``), compared with this run's baselines through
 ``raydaug analyze RUN --baselines runs/ema_study_baselines``.
 """
-from ray import tune
-
 from raydaug.experiment import Experiment
-from tune_configs._common import SEEDS
-from tune_configs.method_study import PROTOCOL, SMOKE, SPLIT_AND_BUDGET, baselines
+from tune_configs.method_study import baselines, on_the_protocol
 
 
 def experiment() -> Experiment:
-    return Experiment(
-        name="ema_study",
-        base={"aug": "learned", "eval_every": 5},
-        search_space={"dataset": tune.grid_search(list(PROTOCOL)), "seed": tune.grid_search(SEEDS),
-                      **SPLIT_AND_BUDGET},
-        scheduler="fifo",
-        cpus_per_trial=1.0,
-        smoke=dict(SMOKE),
-        checkpoints_to_keep=1,
-    )
+    return on_the_protocol("ema_study", {"aug": "learned"}, {})
 
 
 def followup(run_dir: str) -> Experiment:

@@ -34,34 +34,32 @@ SMOKE = {**TINY_DIGITS, "epochs": 2, "checkpoint_every": 2, "seed": tune.grid_se
          "dataset": tune.grid_search(["digits"]), "train_per_class": 3, "val_per_class": 3}
 
 
-def experiment() -> Experiment:
+def on_the_protocol(name: str, base: dict, grid: dict[str, list]) -> Experiment:
+    """A FIFO grid on the study's splits and budgets: both datasets × ``grid`` (Config key → values) × the
+    split seeds, evaluated every 5 epochs, one CPU per trial (method_study's stages, diversity_study, ema_study)."""
     return Experiment(
-        name="method_study",
-        # div_weight 0: the study as measured, before its follow-up (diversity_study) made 0.003 a default;
-        # eval_ema false: acc/* measured C itself then (ema_study measures the EMA)
-        base={"aug": "learned", "eval_every": 5, "div_weight": 0.0, "eval_ema": False},
-        search_space={"dataset": tune.grid_search(list(PROTOCOL)), "base_aug": tune.grid_search(["none", "trivial"]),
-                      "teacher_weight": tune.grid_search([0.0, 1.0]), "seed": tune.grid_search(SEEDS),
-                      **SPLIT_AND_BUDGET},
-        scheduler="fifo",
-        cpus_per_trial=1.0,
-        smoke=dict(SMOKE),
-        checkpoints_to_keep=1,
-    )
-
-
-def baselines(eval_ema: bool) -> Experiment:
-    """The hand-made baselines on the same splits and budgets, evaluated as ``eval_ema`` says."""
-    return Experiment(
-        name=BASELINES_STAGE,
-        base={"eval_every": 5, "eval_ema": eval_ema},
-        search_space={"dataset": tune.grid_search(list(PROTOCOL)), "aug": tune.grid_search(list(BASE_AUGS)),
+        name=name,
+        base={"eval_every": 5, **base},
+        search_space={"dataset": tune.grid_search(list(PROTOCOL)),
+                      **{key: tune.grid_search(values) for key, values in grid.items()},
                       "seed": tune.grid_search(SEEDS), **SPLIT_AND_BUDGET},
         scheduler="fifo",
         cpus_per_trial=1.0,
         smoke=dict(SMOKE),
         checkpoints_to_keep=1,
     )
+
+
+def experiment() -> Experiment:
+    # div_weight 0: the study as measured, before its follow-up (diversity_study) made 0.003 a default;
+    # eval_ema false: acc/* measured C itself then (ema_study measures the EMA)
+    return on_the_protocol("method_study", {"aug": "learned", "div_weight": 0.0, "eval_ema": False},
+                           {"base_aug": ["none", "trivial"], "teacher_weight": [0.0, 1.0]})
+
+
+def baselines(eval_ema: bool) -> Experiment:
+    """The hand-made baselines on the same splits and budgets, evaluated as ``eval_ema`` says."""
+    return on_the_protocol(BASELINES_STAGE, {"eval_ema": eval_ema}, {"aug": list(BASE_AUGS)})
 
 
 def followup(run_dir: str) -> Experiment:
