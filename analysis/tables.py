@@ -227,10 +227,12 @@ def comparison(summary: pd.DataFrame) -> pd.DataFrame:
     its own row) with acc/test mean ± std (%), its test error's relative change against the best hand-made
     augmentation of that group (negative: less error), how many of its trials have not finished (their
     scores are of a shorter training) and, for learned ones, how many trials had a healthy G at their
-    chosen checkpoint and how many collapsed."""
+    chosen checkpoint and how many collapsed. Beside the score, two views of how much it owes to the
+    checkpoint choice: the mean best ``acc/val`` that chose it (``acc_val_mean``) and the ``acc/test`` of the
+    trials' last report (``acc_test_last_mean`` / ``_std``)."""
     columns = ["dataset", "train_per_class", "aug", "variant", "trials", "acc_test_mean", "acc_test_std",
-               "error_change_vs_best_hand_made", "best_hand_made", "unfinished_trials", "healthy_trials",
-               "collapsed_trials"]
+               "error_change_vs_best_hand_made", "best_hand_made", "acc_val_mean", "acc_test_last_mean",
+               "acc_test_last_std", "unfinished_trials", "healthy_trials", "collapsed_trials"]
     chosen = summary[summary.apply(_is_joint_scored, axis=1)] if not summary.empty else summary
     rows = []
     for (dataset, per_class), block in chosen.groupby(["dataset", "train_per_class"], sort=True):
@@ -243,13 +245,15 @@ def comparison(summary: pd.DataFrame) -> pd.DataFrame:
         best_error = 100.0 - means[best_aug]
         for (aug, variant), group in block.groupby(["aug", "variant"], sort=True):
             mean, std = _mean_std(group["test_at_best"])
+            last_mean, last_std = _mean_std(group["last_acc_test"])
             is_learned = aug == "learned"
             rows.append({
                 "dataset": dataset, "train_per_class": int(per_class), "aug": aug, "variant": variant,
                 "trials": len(group), "acc_test_mean": mean, "acc_test_std": std,
                 "error_change_vs_best_hand_made": ((100.0 - mean) - best_error) / best_error if best_error > 0
                 else math.nan,
-                "best_hand_made": best_aug,
+                "best_hand_made": best_aug, "acc_val_mean": _mean_std(group["best_acc_val"])[0],
+                "acc_test_last_mean": last_mean, "acc_test_last_std": last_std,
                 "unfinished_trials": int((~group["finished"].fillna(False).astype(bool)).sum()),
                 "healthy_trials": int(group["healthy"].fillna(False).astype(bool).sum()) if is_learned else None,
                 "collapsed_trials": int(group["collapsed_epoch"].notna().sum()) if is_learned else None,
@@ -361,6 +365,9 @@ def display_comparison(table: pd.DataFrame) -> pd.DataFrame:
         "acc/test % (mean ± std)": [format_mean_std(m, s) for m, s in zip(table["acc_test_mean"], table["acc_test_std"])],
         "test error vs best hand-made": [f"{c * 100:+.1f} %" if not _missing(c) else "—"
                                          for c in table["error_change_vs_best_hand_made"]],
+        "best acc/val %": [format_mean_std(v, math.nan) for v in table["acc_val_mean"]],
+        "acc/test % at the last report": [format_mean_std(m, s) for m, s in
+                                          zip(table["acc_test_last_mean"], table["acc_test_last_std"])],
         "healthy G": [f"{int(h)}/{int(n)}" if not _missing(h) else "—"
                       for h, n in zip(table["healthy_trials"], table["trials"])],
         "collapsed": [int(c) if not _missing(c) else "—" for c in table["collapsed_trials"]],

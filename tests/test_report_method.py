@@ -79,6 +79,30 @@ def test_comparison_against_the_best_hand_made_augmentation(study):
     assert (blob["healthy_trials"], blob["collapsed_trials"]) == (0, 1)
 
 
+def test_comparison_shows_the_validation_that_chose_and_the_last_report_beside_the_score(tmp_path):
+    """Light: best val 0.9 at its 2nd report (test 0.96 there), last test 0.93 and 0.95; learned: best val 0.8
+    at its 1st (test 0.95), last test 0.99. The score columns stay at the chosen reports; the two views are
+    the validation means and the last reports' test, each per augmentation."""
+    run = tmp_path / "run"
+    for seed, last in ((0, 0.93), (1, 0.95)):
+        write_trial(run, f"light_{seed}", {"aug": "light", "seed": seed},
+                    [{"acc/val": 0.5, "acc/test": 0.2}, {"acc/val": 0.9, "acc/test": 0.96},
+                     {"acc/val": 0.7, "acc/test": last}])
+    write_trial(run, "learned_0", {"seed": 0}, [{"acc/val": 0.8, "acc/test": 0.95, **HEALTHY},
+                                               {"acc/val": 0.6, "acc/test": 0.97, **HEALTHY},
+                                               {"acc/val": 0.8, "acc/test": 0.99, **HEALTHY}])
+    table = tables.comparison(tables.trial_summary(analysis.load(str(run)))).set_index("aug")
+    assert table.at["light", "acc_test_mean"] == pytest.approx(96.0)
+    assert table.at["light", "acc_val_mean"] == pytest.approx(90.0)
+    assert table.at["light", "acc_test_last_mean"] == pytest.approx(94.0)
+    assert table.at["light", "acc_test_last_std"] == pytest.approx(math.sqrt(2))
+    assert table.at["learned", "acc_test_mean"] == pytest.approx(95.0)  # the tie goes to the earliest report
+    assert table.at["learned", "acc_val_mean"] == pytest.approx(80.0)
+    assert table.at["learned", "acc_test_last_mean"] == pytest.approx(99.0)
+    shown = tables.display_comparison(tables.comparison(tables.trial_summary(analysis.load(str(run)))))
+    assert shown.set_index("augmentation").at["light DA", "acc/test % at the last report"] == "94.00 ± 1.41"
+
+
 def test_health_at_the_chosen_checkpoint_and_the_collapse_epoch(study):
     summary = tables.trial_summary(analysis.load(str(study))).set_index("trial_id")
     assert summary.at["teach_0", "healthy"] and math.isnan(summary.at["teach_0", "collapsed_epoch"])
