@@ -3,6 +3,8 @@
 learned augmentation (today's defaults), three split seeds each: 120 trials, one CPU each. The validation
 split is 30 (digits) / 50 (mnist5k) images per class at every size; the budget is 200 (digits) / 100
 (mnist5k) epochs for every augmentation (about an hour on 2 CPUs). ``raydaug analyze`` draws it as the Fig. 3 plot.
+It pins ``eval_ema=false`` (C itself, as first measured); today's protocol is ``--set eval_ema=true``
+(docs/reproducing.md runs it one size at a time: ``--set train_per_class=N``).
 
 ``--smoke``: two sizes, two augmentations, one seed, tiny nets on digits.
 """
