@@ -4,7 +4,7 @@ C), and the hand-made baselines measured the same way, on the method study's spl
 
 Stage 1 (``experiment``): the learned augmentation at its defaults, 6 trials. Stage 2 (``followup``, into
 RUN_DIR_baselines): none / light / strong / trivial, 24 trials (method_study's baselines, with eval_ema).
-About 45 min on 2 CPUs. The variants of docs/reproducing.md are the same command with ``--set`` (e.g. ``--set
+42 min on 2 CPUs. The variants of docs/reproducing.md are the same command with ``--set`` (e.g. ``--set
 base_aug=strong``, ``--set g_every=5 --set dataset=digits``), compared with this run's baselines through
 ``raydaug analyze RUN --baselines runs/ema_study_baselines``.
 """
