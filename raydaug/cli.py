@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune = sub.add_parser("tune", help="a Ray Tune experiment (PBT/PB2/grid) from a tune_configs module")
     tune.add_argument("config", help="tune_configs/NAME.py (or NAME)")
     _add_set(tune)
+    tune.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                      help="grid-search a config key over these values, replacing its search space "
+                           "(repeatable; the follow-up stage too), e.g. --grid seed=3,4,5")
     tune.add_argument("--smoke", action="store_true", help="shrink the experiment to a seconds-long run")
     tune.add_argument("--name", help="experiment name (default: the tune_config's)")
     tune.add_argument("--storage", help="results root: a local path or a pyarrow URI such as s3://bucket/x")

@@ -324,6 +324,24 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def parse_grid(pairs: list[str]) -> dict[str, list[Any]]:
+    """``["seed=3,4,5"]`` → ``{"seed": [3, 4, 5]}``: each key's values typed as the key's field,
+    rejecting unknown keys, empty or repeated values and a key given twice."""
+    out: dict[str, list[Any]] = {}
+    for pair in pairs:
+        (key, text), = parse_overrides([pair]).items()
+        values = [part.strip() for part in text.split(",")]
+        if key in out:
+            raise ConfigError(f"--grid {key} is given twice; list all its values once: {key}=A,B,C")
+        if not text or any(not value for value in values):
+            raise ConfigError(f"--grid expects key=value1,value2,..., got {pair!r}")
+        typed = [coerce(key, value) for value in values]
+        if len(set(map(repr, typed))) < len(typed):
+            raise ConfigError(f"--grid {pair!r} repeats a value")
+        out[key] = typed
+    return out
+
+
 def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"{key}={value!r} is not allowed; choose one of {', '.join(allowed)}")

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from raydaug.config import FIELD_TYPES, PRESETS, TABLE3_ROWS, Config, ConfigError, coerce, parse_overrides
+from raydaug.config import FIELD_TYPES, PRESETS, TABLE3_ROWS, Config, ConfigError, coerce, parse_grid, parse_overrides
 
 
 def test_defaults_are_valid_and_round_trip():
@@ -53,6 +53,15 @@ def test_malformed_override_is_rejected():
         parse_overrides(["alpha"])
     with pytest.raises(ConfigError, match="unknown config key 'alhpa'"):
         parse_overrides(["alhpa=1"])
+
+
+def test_grid_values_are_typed_as_their_key_and_bad_grids_are_rejected():
+    assert parse_grid(["seed=3,4,5", "aug=light, trivial"]) == {"seed": [3, 4, 5], "aug": ["light", "trivial"]}
+    for pairs, fragment in ((["seed"], "key=value"), (["seeed=1,2"], "unknown config key 'seeed'"),
+                            (["seed=1,,2"], "key=value1,value2"), (["seed=1,1"], "repeats a value"),
+                            (["seed=1", "seed=2"], "given twice"), (["seed=1,x"], "seed")):
+        with pytest.raises(ConfigError, match=fragment):
+            parse_grid(pairs)
 
 
 def test_config_is_frozen():

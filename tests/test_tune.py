@@ -40,7 +40,7 @@ HP_KEYS = {"alpha": "hp/alpha", "beta": "hp/beta", "gamma": "hp/gamma", "teacher
 
 
 def tune_args(**changes) -> argparse.Namespace:
-    values = dict(config="smoke", set=[], smoke=False, name=None, storage=None, address=None,
+    values = dict(config="smoke", set=[], grid=[], smoke=False, name=None, storage=None, address=None,
                   num_samples=None, cpus_per_trial=None, gpus_per_trial=None, max_failures=None, resume=False)
     values.update(changes)
     return argparse.Namespace(**values)
@@ -406,6 +406,31 @@ def test_a_followup_comes_from_the_one_loaded_module(tmp_path):
     second = runner._followup(plan)
     assert second.name == "second" and second.base == {"data_dir": plan.run_dir}
     assert counter.read_text() == "x"
+
+
+def test_grid_replaces_the_search_space_in_both_stages_and_resume_repeats_it(tmp_path):
+    """`--grid seed=3,4` runs ema_study's learned trials and its baselines on seeds 3 and 4 only (the
+    config's own seeds are 0, 1, 2), with --set applied to both stages; the printed resume command repeats
+    both, since a follow-up stage that had not started is planned from them."""
+    from raydaug.tune.summary import resume_command
+
+    args = tune_args(config="ema_study", storage=str(tmp_path), grid=["seed=3,4"], set=["epochs=7"])
+    plan = runner.plan_from_args(args)
+    second = runner.plan_followup(plan, args)
+    for stage in (plan, second):
+        assert stage.param_space["seed"] == {"grid_search": [3, 4]}
+        assert stage.param_space["epochs"] == "7"
+    assert second.param_space["aug"] == {"grid_search": ["none", "light", "strong", "trivial"]}
+    assert plan.base.epochs == 7 and plan.base.seed == 3
+    command = resume_command(second)
+    assert command.endswith(" --set epochs=7 --grid seed=3,4 --resume") and f"--name {plan.name} " in command
+    with pytest.raises(UsageError, match="--set and --grid both give seed"):
+        runner.plan_from_args(tune_args(config="ema_study", storage=str(tmp_path), grid=["seed=3"], set=["seed=1"]))
+
+
+def test_a_grid_over_a_populations_split_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="must share seed"):
+        runner.plan_from_args(tune_args(config="digits_pbt", storage=str(tmp_path), grid=["seed=0,1"]))
 
 
 def test_the_summary_reads_a_run_as_analysis_does(tmp_path):

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from ray.tune.search.sample import Categorical, Domain, Float, Function, Integer
 
-from raydaug.config import EMBEDDED_DATASETS, FIELD_TYPES, Config, parse_overrides
+from raydaug.config import EMBEDDED_DATASETS, FIELD_TYPES, Config, parse_grid, parse_overrides
 from raydaug.errors import ConfigError, UsageError
 from raydaug.experiment import Experiment, TuneConfigModule, load_tune_config
 from raydaug.logging.parquet import join
@@ -56,6 +56,8 @@ class TunePlan:
     config_path: str = ""
     module: TuneConfigModule | None = None   # the loaded tune_config (its follow-up), when there is one
     stage_of: str | None = None               # a follow-up stage: the name of the run whose --resume continues it
+    overrides: tuple[str, ...] = ()           # the --set and --grid arguments, as given (a resume repeats them)
+    grids: tuple[str, ...] = ()
 
     def resources(self) -> dict[str, float]:
         return {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}
@@ -84,10 +86,18 @@ def plan_experiment(experiment: Experiment, args: argparse.Namespace, config_pat
                 search[key] = value
             else:
                 base_raw[key] = value
-    overrides = parse_overrides(list(arg(args, "set", []) or []))
+    set_args, grid_args = tuple(arg(args, "set", []) or []), tuple(arg(args, "grid", []) or [])
+    overrides = parse_overrides(list(set_args))
     for key, value in overrides.items():
         base_raw[key] = value
         search.pop(key, None)  # an explicit --set wins over the search space
+    grid = parse_grid(list(grid_args))
+    both = sorted(set(grid) & set(overrides))
+    if both:
+        raise UsageError(f"--set and --grid both give {', '.join(both)}: use one of them per key")
+    for key, values in grid.items():
+        base_raw.pop(key, None)
+        search[key] = {"grid_search": values}  # --grid replaces the key's search space (or its base value)
     unknown = sorted(set(search) - set(FIELD_TYPES))
     if unknown:
         raise ConfigError(f"experiment {experiment.name!r}: search space over unknown config key(s) {unknown}; "
@@ -162,7 +172,8 @@ def plan_experiment(experiment: Experiment, args: argparse.Namespace, config_pat
                     param_space=param_space, scheduler=scheduler, settings=settings, num_samples=int(num_samples),
                     cpus_per_trial=cpus, gpus_per_trial=gpus, gpus_from_cli=gpus_cli is not None,
                     max_failures=max_failures, checkpoints_to_keep=keep, metric=metric, mode=mode,
-                    address=address, resume=resume, smoke=smoke, config_path=config_path, module=module)
+                    address=address, resume=resume, smoke=smoke, config_path=config_path, module=module,
+                    overrides=set_args, grids=grid_args)
 
 
 def arg(args: argparse.Namespace, name: str, default: Any) -> Any:

@@ -110,20 +110,29 @@ def run_tune(args: argparse.Namespace, callbacks: Sequence[tune.Callback] = (),
     results, plan = launch(plan, callbacks, log)
     summarize(results, plan, log)
     raise_on_errors(results, plan)
-    followup = _followup(plan)
-    if followup is not None:
-        second = plan_experiment(followup, argparse.Namespace(
-            smoke=plan.smoke, set=list(arg(args, "set", []) or []), storage=plan.storage,
-            name=f"{plan.name}_{followup.name}", address=plan.address,
-            resume=plan.resume and tune.Tuner.can_restore(join(plan.storage, f"{plan.name}_{followup.name}")),
-            cpus_per_trial=arg(args, "cpus_per_trial", None), gpus_per_trial=arg(args, "gpus_per_trial", None),
-            max_failures=arg(args, "max_failures", None)), config_path=plan.config_path)
-        second.stage_of = plan.name
+    second = plan_followup(plan, args)
+    if second is not None:
         log(f"follow-up experiment {second.name}")
         results, second = launch(second, callbacks, log)
         summarize(results, second, log)
         raise_on_errors(results, second)
     return results
+
+
+def plan_followup(plan: TunePlan, args: argparse.Namespace) -> TunePlan | None:
+    """The plan of the tune_config's follow-up stage, into RUN_DIR_<its name>: the first stage's --smoke,
+    --set, --grid, storage, address and resources, resumed when the first stage is."""
+    followup = _followup(plan)
+    if followup is None:
+        return None
+    name = f"{plan.name}_{followup.name}"
+    second = plan_experiment(followup, argparse.Namespace(
+        smoke=plan.smoke, set=list(plan.overrides), grid=list(plan.grids), storage=plan.storage, name=name,
+        address=plan.address, resume=plan.resume and tune.Tuner.can_restore(join(plan.storage, name)),
+        cpus_per_trial=arg(args, "cpus_per_trial", None), gpus_per_trial=arg(args, "gpus_per_trial", None),
+        max_failures=arg(args, "max_failures", None)), config_path=plan.config_path)
+    second.stage_of = plan.name
+    return second
 
 
 def _followup(plan: TunePlan) -> Experiment | None:
@@ -132,5 +141,5 @@ def _followup(plan: TunePlan) -> Experiment | None:
     return plan.module.followup_experiment(plan.run_dir) if plan.module is not None else None
 
 
-__all__ = ["TunePlan", "plan_from_args", "plan_experiment", "build_tuner", "build_trainable", "build_run_config",
-           "launch", "run_tune"]
+__all__ = ["TunePlan", "plan_from_args", "plan_experiment", "plan_followup", "build_tuner", "build_trainable",
+           "build_run_config", "launch", "run_tune"]

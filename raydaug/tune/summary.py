@@ -43,10 +43,13 @@ def summarize(results, plan: TunePlan, log: Callable[[str], None] = print) -> No
 
 
 def resume_command(plan: TunePlan) -> str:
-    """The command that continues this run (quoted for a shell: a storage URI may hold ``?`` and ``&``)."""
+    """The command that continues this run (quoted for a shell: a storage URI may hold ``?`` and ``&``).
+    It repeats the run's --set and --grid: a follow-up stage not yet started is planned from them."""
     name = plan.stage_of or plan.name  # a follow-up stage resumes through its first stage's run
+    changes = "".join(f" --set {shlex.quote(pair)}" for pair in plan.overrides)
+    changes += "".join(f" --grid {shlex.quote(pair)}" for pair in plan.grids)
     return (f"raydaug tune {shlex.quote(plan.config_path or name)} --name {shlex.quote(name)} "
-            f"--storage {shlex.quote(plan.storage)}{' --smoke' if plan.smoke else ''} --resume")
+            f"--storage {shlex.quote(plan.storage)}{changes}{' --smoke' if plan.smoke else ''} --resume")
 
 
 def tensorboard_line(run_dir: str) -> str | None:
