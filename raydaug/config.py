@@ -333,7 +333,7 @@ def parse_grid(pairs: list[str]) -> dict[str, list[Any]]:
         values = [part.strip() for part in text.split(",")]
         if key in out:
             raise ConfigError(f"--grid {key} is given twice; list all its values once: {key}=A,B,C")
-        if not text or any(not value for value in values):
+        if any(not value for value in values):
             raise ConfigError(f"--grid expects key=value1,value2,..., got {pair!r}")
         typed = [coerce(key, value) for value in values]
         if len(set(map(repr, typed))) < len(typed):

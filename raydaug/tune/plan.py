@@ -56,8 +56,8 @@ class TunePlan:
     config_path: str = ""
     module: TuneConfigModule | None = None   # the loaded tune_config (its follow-up), when there is one
     stage_of: str | None = None               # a follow-up stage: the name of the run whose --resume continues it
-    overrides: tuple[str, ...] = ()           # the --set and --grid arguments, as given (a resume repeats them)
-    grids: tuple[str, ...] = ()
+    overrides: tuple[str, ...] = ()           # the --set arguments, as given (the follow-up and a resume repeat them)
+    grids: tuple[str, ...] = ()               # the --grid arguments, likewise
 
     def resources(self) -> dict[str, float]:
         return {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}
