@@ -119,9 +119,9 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
         section = report.section(
             "Learned vs hand-made augmentation",
             "Same split and budget: acc/test (%) at each trial's best acc/val, mean ± sample std over trials "
-            "(seeds), and the relative change of test error against the best hand-made augmentation of the "
-            f"group (negative: less error). A learned G counts as healthy when, at the chosen checkpoint, at "
-            f"least {tables.HEALTHY_LABEL_KEPT:.0%} of G(x) keep their label under the EMA teacher "
+            "(split seeds and replicates), and the relative change of test error against the best hand-made "
+            "augmentation of the group (negative: less error). A learned G counts as healthy when, at the chosen "
+            f"checkpoint, at least {tables.HEALTHY_LABEL_KEPT:.0%} of G(x) keep their label under the EMA teacher "
             f"(aug/label_kept), G(x) varies with x (aug/x_div ≥ {tables.HEALTHY_X_DIV}) and with z "
             f"(aug/z_div ≥ {tables.HEALTHY_Z_DIV}); it collapsed where label_kept fell below "
             f"{tables.COLLAPSE_LABEL_KEPT} or x_div below {tables.COLLAPSE_X_DIV} at {tables.COLLAPSE_EVALS} "
@@ -147,8 +147,8 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
     # paper tables
     t1 = tables.table1(summary)
     section = report.section("Table 1 — dataset × augmentation",
-                             "acc/test (%) at each trial's best acc/val, mean ± sample std over seeds; learned = "
-                             "joint training with all players (Table 3 row l).")
+                             "acc/test (%) at each trial's best acc/val, mean ± sample std over trials "
+                             "(seeds, replicates); learned = joint training with all players (Table 3 row l).")
     if t1.empty:
         section.text += " No trial qualifies yet."
     else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import types
+import zlib
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Union, get_args, get_origin, get_type_hints
 
@@ -85,6 +86,7 @@ class Config:
     disc: str = "small"
     # run
     seed: int = 0
+    replicate: int = 0  # a re-run on the same split: 0 trains from seed; k > 0 from a seed derived from (seed, k)
     eval_every: int = 5
     checkpoint_every: int = 25
     device: str = "auto"
@@ -138,6 +140,7 @@ class Config:
             _at_least(key, getattr(self, key), 1)
         _at_least("val_per_class", self.val_per_class, 0)
         _at_least("seed", self.seed, 0)
+        _at_least("replicate", self.replicate, 0)
         for key in ("alpha", "beta", "gamma", "weight_decay_c", "div_weight", "teacher_weight", "stn_bound",
                     "res_bound"):
             _finite_range(key, getattr(self, key), 0.0, math.inf, "≥ 0")
@@ -184,6 +187,13 @@ class Config:
     @property
     def trains_generator(self) -> bool:
         return self.aug == "learned" and self.joint
+
+    @property
+    def training_seed(self) -> int:
+        """The seed of the players' weights, batch order, noise, dropout and hand-made augmentation:
+        ``seed`` itself for replicate 0 (so a run without replicates trains as it always did), else one
+        derived from the split's seed and the replicate, so replicates on one split train differently."""
+        return self.seed if self.replicate == 0 else zlib.crc32(f"{self.seed}:{self.replicate}".encode())
 
     @property
     def g_is_adversarial(self) -> bool:

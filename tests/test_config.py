@@ -29,6 +29,7 @@ def test_defaults_are_valid_and_round_trip():
     ({"train_per_class": 170}, "exceeds the 174 training images per class"),
     ({"train_per_class": 0}, "train_per_class=0 is out of range"),
     ({"batch_size": 0}, "batch_size=0 is out of range"),
+    ({"replicate": -1}, "replicate=-1 is out of range"),
     ({"preset": "table3_z"}, "preset='table3_z' is unknown"),
     ({"use_stn": False, "use_dec": False}, "aug=learned needs a generator"),
     ({"use_dec": False, "use_enc": True}, "use_enc=true needs use_dec=true"),

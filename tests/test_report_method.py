@@ -212,12 +212,12 @@ def test_analyze_baselines_compares_with_another_runs_baselines_only(tmp_path, c
 
 def test_variants_are_named_by_the_keys_in_which_learned_trials_differ():
     configs = {"a": Config.from_dict({"teacher_weight": 1.0, "seed": 0, "alpha": 0.3}).to_dict(),
-               "b": Config.from_dict({"teacher_weight": 1.0, "seed": 1, "alpha": 0.1}).to_dict(),
+               "b": Config.from_dict({"teacher_weight": 1.0, "seed": 1, "replicate": 2, "alpha": 0.1}).to_dict(),
                "c": Config.from_dict({"teacher_weight": 0.0, "base_aug": "light"}).to_dict(),
                "d": Config.from_dict({"preset": "table3_b"}).to_dict(),
                "e": Config.from_dict({"aug": "trivial"}).to_dict()}
     labels = tables.variant_labels(configs, mutated={"alpha"})
-    # seeds and PBT-mutated values never split a variant; the players are named by their Table 3 row
+    # seeds, replicates and PBT-mutated values never split a variant; the players are named by their Table 3 row
     assert labels["a"] == labels["b"] == "base_aug=trivial, teacher_weight=1"
     assert labels["c"] == "base_aug=light, teacher_weight=0"
     assert labels["d"].startswith("Table 3 row b") and labels["e"] == ""

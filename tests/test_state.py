@@ -48,6 +48,24 @@ def test_checkpoint_round_trip_restores_outputs_and_optimisers(tmp_path):
     assert (fresh.state.epoch, fresh.state.step) == (trainer.state.epoch, trainer.state.step)
 
 
+def test_replicates_share_the_split_and_train_differently():
+    """``replicate`` re-runs a trial on the same split: the split and the health batch stay, the players'
+    weights and the training after them change; replicate 0 trains exactly as a config without the key."""
+    base, again, other = Trainer(tiny()), Trainer(tiny(replicate=0)), Trainer(tiny(replicate=1))
+    for name in ("train", "val", "test"):
+        for trainer in (again, other):
+            assert torch.equal(getattr(trainer.splits, name).images, getattr(base.splits, name).images), name
+    assert torch.equal(other.eval_x, base.eval_x) and torch.equal(other.eval_z[0], base.eval_z[0])
+    assert torch.equal(_outputs(again)["c"], _outputs(base)["c"])
+    assert not torch.equal(_outputs(other)["c"], _outputs(base)["c"])
+    # G starts at the identity whatever its weights, so compare the weights themselves
+    weights = [list(trainer.state.nets["g"].parameters()) for trainer in (base, other)]
+    assert not all(torch.equal(a, b) for a, b in zip(*weights))
+    # training draws from the process-wide RNG that building a Trainer seeds: build and train one at a time
+    losses = [Trainer(tiny(replicate=k)).train_iteration()["loss/c"] for k in (0, 0, 1)]
+    assert losses[0] == losses[1] != losses[2]
+
+
 def test_resumed_run_equals_uninterrupted(tmp_path):
     config = tiny(epochs=4, checkpoint_every=2, eval_every=1)
     straight = Trainer(config)
