@@ -408,6 +408,24 @@ def test_a_followup_comes_from_the_one_loaded_module(tmp_path):
     assert counter.read_text() == "x"
 
 
+@pytest.mark.parametrize("last_epoch, stages", [(3, ["ema_study"]), (7, ["ema_study", "ema_study_baselines"])])
+def test_a_stopped_first_stage_does_not_start_its_followup(tmp_path, monkeypatch, last_epoch, stages):
+    """Ctrl-C during ema_study's learned trials must stop there: its baselines stage (or Fig. 4's C on
+    frozen snapshots) would run against unfinished trials. A first stage whose trials all finished goes on."""
+    launched, lines = [], []
+
+    def fake_launch(plan, callbacks=(), log=print):
+        launched.append(plan.name)
+        result = SimpleNamespace(metrics={"trial_id": "t0", "epoch": last_epoch}, config={"epochs": 7}, error=None)
+        return [result], plan
+
+    monkeypatch.setattr(runner, "launch", fake_launch)
+    runner.run_tune(tune_args(config="ema_study", storage=str(tmp_path), set=["epochs=7"]), log=lines.append)
+    assert launched == stages
+    stopped = any("follow-up stage was not started" in line for line in lines)
+    assert stopped == (len(stages) == 1)
+
+
 def test_grid_replaces_the_search_space_in_both_stages_and_resume_repeats_it(tmp_path):
     """`--grid seed=3,4` runs ema_study's learned trials and its baselines on seeds 3 and 4 only (the
     config's own seeds are 0, 1, 2), with --set applied to both stages; the printed resume command repeats

@@ -108,8 +108,14 @@ def run_tune(args: argparse.Namespace, callbacks: Sequence[tune.Callback] = (),
     TrialsFailedError when trials ended in ERROR (after printing where to --resume)."""
     plan = plan_from_args(args)
     results, plan = launch(plan, callbacks, log)
-    summarize(results, plan, log)
+    unfinished = summarize(results, plan, log)
     raise_on_errors(results, plan)
+    if unfinished:
+        # a stopped first stage (Ctrl-C) stops the command: its follow-up would compare with, or be built
+        # from, trials that did not finish; --resume finishes them and then runs the follow-up
+        if plan.module is not None and plan.module.followup is not None:
+            log("the follow-up stage was not started; the --resume command above finishes this stage, then runs it")
+        return results
     second = plan_followup(plan, args)
     if second is not None:
         log(f"follow-up experiment {second.name}")

@@ -26,7 +26,9 @@ def best_row(run_dir: str, metric: str = "acc/val", mode: str = "max") -> dict[s
     return frame.loc[index].to_dict()
 
 
-def summarize(results, plan: TunePlan, log: Callable[[str], None] = print) -> None:
+def summarize(results, plan: TunePlan, log: Callable[[str], None] = print) -> list[str]:
+    """Print the run's summary; returns the ids of the trials that did not reach their last epoch (an
+    interrupted run)."""
     best = best_row(plan.run_dir, plan.metric, plan.mode)
     if best is not None:
         log(f"best {plan.metric} {best[plan.metric]:.4f} (trial {best['trial_id']}, iteration "
@@ -40,6 +42,7 @@ def summarize(results, plan: TunePlan, log: Callable[[str], None] = print) -> No
     if board:
         log(board)
     log(f"results in {plan.run_dir} (Parquet under parquet/); report: raydaug analyze {shlex.quote(plan.run_dir)}")
+    return unfinished
 
 
 def resume_command(plan: TunePlan) -> str:
