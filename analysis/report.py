@@ -205,7 +205,7 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
     # sample grids
     section = report.section("Sample grids (Fig. 5)", "Each row: an input x, then G(x, z) for several z, from the "
                                                        "trial's checkpoint.")
-    _grids(run, summary, best, found, section, report, grid_trials)
+    _grids(run, summary, section, report, grid_trials)
     return report
 
 
@@ -230,19 +230,22 @@ def _fig4(run: RunData, summary: pd.DataFrame, out_dir: Path, report: Report) ->
     return paths
 
 
-def _grids(run: RunData, summary: pd.DataFrame, best: pd.DataFrame, found: dict[str, Any], section: Section,
-           report: Report, grid_trials: int) -> None:
+def _grids(run: RunData, summary: pd.DataFrame, section: Section, report: Report, grid_trials: int) -> None:
+    """Grids of the ``grid_trials`` learned trials with the best acc/val whose checkpoint is found: chosen
+    among the learned trials alone, since a study's hand-made baselines often rank first overall."""
     from analysis.grids import sample_grid_png
     from raydaug.errors import CheckpointError, ConfigError, DataError, NoGeneratorError
 
-    learned = set(summary.loc[summary["aug"] == "learned", "trial_id"].astype(str))
+    learned = tables.best_checkpoint_table(summary[summary["aug"] == "learned"], len(summary))
     made = 0
-    for trial_id in [str(t) for t in best["trial_id"]]:
+    for trial_id, iteration in zip(learned["trial_id"].astype(str), learned["best_iteration"]):
         if made >= grid_trials:
             break
-        if trial_id not in learned or trial_id not in found:
+        found = find_checkpoints(run.run_dir, {trial_id: int(iteration)})
+        if trial_id not in found:
             continue
-        local = report.out_dir / "checkpoints" / trial_id / "state.pt"
+        local = publish_checkpoint(run.run_dir, found[trial_id][0],
+                                   report.out_dir / "checkpoints" / trial_id / "state.pt")
         try:
             png = sample_grid_png(local, report.out_dir / f"samples_{trial_id}.png", f"trial {trial_id}")
         except (NoGeneratorError, CheckpointError, ConfigError, DataError, FileNotFoundError) as error:

@@ -23,7 +23,7 @@ import analysis
 from analysis import curves, lineage, tables
 from analysis.load import NoMetricsError, NotARunError, PartFileWarning, compact_run
 from analysis.checkpoints import find_checkpoints
-from analysis.report import analyze_command
+from analysis.report import analyze_command, build_report
 from analysis.schedule import export_schedule, read_schedule, values_at, write_schedule
 from raydaug.checkpoint import save_checkpoint
 from raydaug.cli import main
@@ -688,6 +688,23 @@ def test_analyze_a_train_folder_end_to_end(train_run, one_thread, tmp_path, caps
     assert grid.read_bytes()[:8] == PNG_MAGIC
     page = (out / "report.html").read_text()
     assert "samples_digits_run.png" in page and "augmentation_health.png" in page
+
+
+def test_sample_grids_come_from_the_learned_trials_when_a_baseline_ranks_first(train_run, one_thread, tmp_path):
+    """In a study the hand-made baselines often have the best acc/val: the grids must still show the best
+    learned trials' G, not be left out because no learned trial made the top checkpoints."""
+    run = tmp_path / "study"
+    shutil.copytree(train_run, run)
+    trials = P.trials_writer(str(run))
+    trials.append(P.trial_row("hand", "start", 0, tiny(aug="none").to_dict()))
+    trials.flush()
+    writer = P.metrics_writer(str(run), "hand")
+    writer.append(P.metrics_row({"epoch": 1, "acc/val": 1.0, "acc/test": 1.0}, 1, 1.0))
+    writer.flush()
+    out = tmp_path / "report"
+    build_report(analysis.load(str(run)), out, top_k=1)
+    assert pd.read_csv(out / "best_checkpoints.csv")["trial_id"].tolist() == ["hand"]
+    assert (out / "samples_digits_run.png").read_bytes()[:8] == PNG_MAGIC
 
 
 def test_analysis_of_a_run_still_being_written(train_run, tmp_path):
