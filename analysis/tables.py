@@ -46,8 +46,8 @@ COLLAPSE_X_DIV = 0.2       # ... or G(x) became nearly the same image for every 
 COLLAPSE_EVALS = 2         # ... at this many evaluations in a row: label_kept is measured on 64 images under a
                            # teacher that is itself young early on, so one low reading alone is noise
 # config keys that never tell two learned augmentations apart (split, bookkeeping, PBT-mutated values)
-NOT_A_VARIANT = {"seed", "replicate", "data_dir", "download", "device", "preset", "g_checkpoint", "dataset", "train_per_class",
-                 "val_per_class", "eval_every", "checkpoint_every", "compile", "amp",
+NOT_A_VARIANT = {"seed", "replicate", "data_dir", "download", "device", "preset", "g_checkpoint", "dataset",
+                 "train_per_class", "val_per_class", "eval_every", "checkpoint_every", "compile", "amp",
                  *ABLATION_FLAGS}  # the players a trial trains are named by their Table 3 row instead
 AUG_NAMES = {"none": "baseline (no augmentation)", "light": "light DA", "strong": "strong DA",
              "trivial": "TrivialAugmentWide", "learned": "learned (ours)"}
@@ -175,9 +175,9 @@ def trial_summary(run: RunData, metric: str = "acc/val") -> pd.DataFrame:
             row.update(best_acc_val=best.at[trial_id, metric], test_at_best=best.at[trial_id, "acc/test"],
                        best_iteration=best.at[trial_id, "training_iteration"], best_epoch=best.at[trial_id, "epoch"])
         rows.append(row)
-    columns = [PARTITION_KEY, "dataset", "aug", "variant", "train_per_class", "seed", "replicate", "joint", "g_checkpoint",
-               "table3_row", "rows", "last_iteration", "last_epoch", "finished", "last_acc_test", "best_acc_val",
-               "test_at_best", "best_iteration", "best_epoch"]
+    columns = [PARTITION_KEY, "dataset", "aug", "variant", "train_per_class", "seed", "replicate", "joint",
+               "g_checkpoint", "table3_row", "rows", "last_iteration", "last_epoch", "finished", "last_acc_test",
+               "best_acc_val", "test_at_best", "best_iteration", "best_epoch"]
     summary = pd.DataFrame(rows, columns=columns)
     best_iterations = {t: int(i) for t, i in zip(summary[PARTITION_KEY], summary["best_iteration"]) if not _missing(i)}
     return summary.merge(health(run, best_iterations), on=PARTITION_KEY, how="left")

@@ -58,7 +58,8 @@ def _adam(config: Config, player: str, params) -> torch.optim.Optimizer:
 
 def build_state(config: Config, channels: int, num_classes: int, background: torch.Tensor,
                 device: torch.device | None = None) -> TrainState:
-    """Build every enabled player (none for a disabled one) with its optimiser, seeded by ``config.training_seed``."""
+    """Build every enabled player (none for a disabled one) with its optimiser, seeded by
+    ``config.training_seed``."""
     device = device or resolve_device(config.device)
     torch.manual_seed(config.training_seed)
     nets: dict[str, nn.Module] = {}
