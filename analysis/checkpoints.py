@@ -75,3 +75,15 @@ def publish_checkpoint(run_dir: str, source: str, target: Path) -> Path:
     with filesystem.open_input_stream(source) as stream, open(target, "wb") as handle:
         shutil.copyfileobj(stream, handle)
     return target
+
+
+def find_checkpoints_in(run_dirs: list[str], best_iterations: dict[str, int]) -> dict[str, tuple[str, int | None]]:
+    """``find_checkpoints`` over several runs, in order: a report's own run first, then the runs whose
+    trials it merged (a follow-up stage's baselines keep their checkpoints in their own folder)."""
+    found: dict[str, tuple[str, int | None]] = {}
+    for run_dir in run_dirs:
+        missing = {t: i for t, i in best_iterations.items() if t not in found}
+        if not missing:
+            break
+        found.update(find_checkpoints(run_dir, missing))
+    return found

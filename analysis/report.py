@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow.fs as pafs
 
 from analysis import companions, curves, lineage, tables
-from analysis.checkpoints import find_checkpoints, publish_checkpoint
+from analysis.checkpoints import find_checkpoints, find_checkpoints_in, publish_checkpoint
 from analysis.load import METRICS_DIR, RunData, list_parts, load, print_warnings
 from raydaug.errors import NotARunError, PartFileWarning
 from raydaug.logging.parquet import resolve
@@ -90,7 +90,7 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
     # best checkpoints
     best = tables.best_checkpoint_table(summary, top_k)
     ids = [str(t) for t in best["trial_id"]]
-    found = find_checkpoints(run.run_dir, {t: int(i) for t, i in zip(ids, best["best_iteration"])})
+    found = find_checkpoints_in([run.run_dir, *used], {t: int(i) for t, i in zip(ids, best["best_iteration"])})
     links = []
     for trial_id in ids:
         if trial_id in found:

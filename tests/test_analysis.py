@@ -707,6 +707,34 @@ def test_sample_grids_come_from_the_learned_trials_when_a_baseline_ranks_first(t
     assert (out / "samples_digits_run.png").read_bytes()[:8] == PNG_MAGIC
 
 
+def test_best_checkpoints_of_merged_baselines_come_from_their_own_run(train_run, one_thread, tmp_path):
+    """A follow-up stage's baseline trials keep their checkpoints in RUN_DIR_baselines: the best-checkpoint
+    table must find them there, not leave them blank because the report's own run lacks them."""
+    run = tmp_path / "study"
+    shutil.copytree(train_run, run)
+    stage = tmp_path / "study_baselines"
+    trials = P.trials_writer(str(stage))
+    trials.append(P.trial_row("hand_00000", "start", 0, tiny(aug="light").to_dict()))
+    trials.flush()
+    writer = P.metrics_writer(str(stage), "hand_00000")
+    for iteration in (1, 2):
+        writer.append(P.metrics_row({"epoch": iteration, "acc/val": 0.9 + iteration / 100, "acc/test": 0.9},
+                                    iteration, float(iteration)))
+    writer.flush()
+    for iteration in (1, 2):
+        folder = stage / "train_trial_hand_00000_0_2026-01-01" / f"checkpoint_{iteration - 1:06d}"
+        folder.mkdir(parents=True)
+        (folder / "state.pt").write_bytes(b"x")
+        (folder / "trial.json").write_text(json.dumps({"training_iteration": iteration}))
+    out = tmp_path / "report"
+    build_report(analysis.load(str(run)), out, top_k=2)
+    best = pd.read_csv(out / "best_checkpoints.csv").set_index("trial_id")
+    assert list(best.index) == ["hand_00000", "digits_run"]
+    assert best.at["hand_00000", "checkpoint"] == str(folder / "state.pt")
+    assert best.at["hand_00000", "checkpoint_iteration"] == 2
+    assert (out / "checkpoints" / "hand_00000" / "state.pt").exists()
+
+
 def test_analysis_of_a_run_still_being_written(train_run, tmp_path):
     """A writer's temp file (a part being written) is invisible; new parts show on the next load."""
     copy = tmp_path / "live"
