@@ -142,10 +142,11 @@ def train_step(state: TrainState, splits: Splits, raw: torch.Tensor, y: torch.Te
         update_teacher(state)
         state.step += 1
         return metrics
-    if config.base_aug != "none":  # G transforms the hand-made augmentation; DC and DD see it as real
-        raw = baseline_augment(config.base_aug, raw, config.dataset)
+    base = config.base_augmentation
+    if base != "none":  # G transforms the hand-made augmentation; DC and DD see it as real
+        raw = baseline_augment(base, raw, config.dataset)
         if raw_pair is not None:
-            raw_pair = baseline_augment(config.base_aug, raw_pair, config.dataset)
+            raw_pair = baseline_augment(base, raw_pair, config.dataset)
     x = splits.normalize(raw)
     z = sample_noise(state, x.shape[0])
     generator = state.nets["g"]

@@ -48,6 +48,26 @@ def test_base_aug_is_what_c_dc_and_dd_see_as_real(monkeypatch):
     assert torch.allclose(first, torch.cat([real, real])) and torch.allclose(second[:n], real_pair)
 
 
+def test_base_aug_auto_is_strong_on_real_mnist_and_trivial_elsewhere(monkeypatch):
+    """The default base_aug=auto resolves per dataset (strong under G on MNIST, trivial on the rest) and
+    the training step augments with the resolved name, never with "auto" itself."""
+    assert Config().base_aug == "auto"
+    resolved = {name: Config.from_dict({"dataset": name}).base_augmentation
+                for name in ("digits", "mnist5k", "mnist", "fashion_mnist", "svhn", "cifar10")}
+    assert resolved == {"digits": "trivial", "mnist5k": "strong", "mnist": "strong", "fashion_mnist": "trivial",
+                        "svhn": "trivial", "cifar10": "trivial"}
+    assert Config.from_dict({"dataset": "mnist5k", "base_aug": "light"}).base_augmentation == "light"
+    applied = []
+    monkeypatch.setattr(steps, "baseline_augment", lambda name, images, dataset: applied.append(name) or images)
+    trainer = Trainer(tiny())
+    raw, y, pair = _batch(trainer)
+    train_step(trainer.state, trainer.splits, raw, y, pair)
+    # the same step under a config that names real MNIST (the stand-in augmentation ignores the images)
+    trainer.state.config = trainer.config.replace(dataset="mnist5k")
+    train_step(trainer.state, trainer.splits, raw, y, pair)
+    assert applied == ["trivial", "trivial", "strong", "strong"]
+
+
 def test_without_base_aug_the_reals_are_the_images_themselves():
     trainer = Trainer(tiny(base_aug="none"))
     raw, y, pair = _batch(trainer)

@@ -218,7 +218,7 @@ def test_variants_are_named_by_the_keys_in_which_learned_trials_differ():
                "e": Config.from_dict({"aug": "trivial"}).to_dict()}
     labels = tables.variant_labels(configs, mutated={"alpha"})
     # seeds, replicates and PBT-mutated values never split a variant; the players are named by their Table 3 row
-    assert labels["a"] == labels["b"] == "base_aug=trivial, teacher_weight=1"
+    assert labels["a"] == labels["b"] == "base_aug=auto, teacher_weight=1"
     assert labels["c"] == "base_aug=light, teacher_weight=0"
     assert labels["d"].startswith("Table 3 row b") and labels["e"] == ""
     assert "alpha=0.3" in tables.variant_labels(configs)["a"]  # unless nothing mutated it
