@@ -48,24 +48,29 @@ def test_base_aug_is_what_c_dc_and_dd_see_as_real(monkeypatch):
     assert torch.allclose(first, torch.cat([real, real])) and torch.allclose(second[:n], real_pair)
 
 
-def test_base_aug_auto_is_strong_on_real_mnist_and_trivial_elsewhere(monkeypatch):
-    """The default base_aug=auto resolves per dataset (strong under G on MNIST, trivial on the rest) and
-    the training step augments with the resolved name, never with "auto" itself."""
+def test_base_aug_auto_resolves_by_dataset_and_images_per_class(monkeypatch):
+    """The default base_aug=auto resolves per dataset and size (above 3 per class: strong under G on MNIST,
+    trivial on the rest; at 3 or fewer: light on digits, trivial on the rest) and the training step augments
+    with the resolved name, never with "auto" itself."""
     assert Config().base_aug == "auto"
-    resolved = {name: Config.from_dict({"dataset": name}).base_augmentation
-                for name in ("digits", "mnist5k", "mnist", "fashion_mnist", "svhn", "cifar10")}
-    assert resolved == {"digits": "trivial", "mnist5k": "strong", "mnist": "strong", "fashion_mnist": "trivial",
-                        "svhn": "trivial", "cifar10": "trivial"}
+    names = ("digits", "mnist5k", "mnist", "fashion_mnist", "svhn", "cifar10")
+    resolved = {(name, n): Config.from_dict({"dataset": name, "train_per_class": n}).base_augmentation
+                for name in names for n in (1, 3, 4, 55)}
+    many = {"digits": "trivial", "mnist5k": "strong", "mnist": "strong", "fashion_mnist": "trivial",
+            "svhn": "trivial", "cifar10": "trivial"}
+    few = {**{name: "trivial" for name in names}, "digits": "light"}
+    assert resolved == {(name, n): (few if n <= 3 else many)[name] for name in names for n in (1, 3, 4, 55)}
     assert Config.from_dict({"dataset": "mnist5k", "base_aug": "light"}).base_augmentation == "light"
     applied = []
     monkeypatch.setattr(steps, "baseline_augment", lambda name, images, dataset: applied.append(name) or images)
-    trainer = Trainer(tiny())
+    trainer = Trainer(tiny(train_per_class=3))
     raw, y, pair = _batch(trainer)
     train_step(trainer.state, trainer.splits, raw, y, pair)
-    # the same step under a config that names real MNIST (the stand-in augmentation ignores the images)
-    trainer.state.config = trainer.config.replace(dataset="mnist5k")
-    train_step(trainer.state, trainer.splits, raw, y, pair)
-    assert applied == ["trivial", "trivial", "strong", "strong"]
+    # the same step under configs that name more digits, and real MNIST (the stand-in ignores the images)
+    for changes in ({"train_per_class": 10}, {"dataset": "mnist5k", "train_per_class": 55}):
+        trainer.state.config = trainer.config.replace(**changes)
+        train_step(trainer.state, trainer.splits, raw, y, pair)
+    assert applied == ["light", "light", "trivial", "trivial", "strong", "strong"]
 
 
 def test_without_base_aug_the_reals_are_the_images_themselves():
