@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="grid-search a config key over these values, replacing its search space "
                            "(repeatable; the follow-up stage too), e.g. --grid seed=3,4,5")
     tune.add_argument("--smoke", action="store_true", help="shrink the experiment to a seconds-long run")
+    tune.add_argument("--no-followup", action="store_true",
+                      help="run the first stage only, not the tune_config's follow-up stage (e.g. a variant "
+                           "compared with another run's baselines: raydaug analyze RUN --baselines OTHER)")
     tune.add_argument("--name", help="experiment name (default: the tune_config's)")
     tune.add_argument("--storage", help="results root: a local path or a pyarrow URI such as s3://bucket/x")
     tune.add_argument("--address", help="connect to a running Ray cluster: 'auto' or HOST:PORT")

@@ -426,6 +426,35 @@ def test_a_stopped_first_stage_does_not_start_its_followup(tmp_path, monkeypatch
     assert stopped == (len(stages) == 1)
 
 
+
+def test_no_followup_runs_the_first_stage_alone_and_its_resume_repeats_the_flag(tmp_path, monkeypatch):
+    """`raydaug tune ema_study --no-followup` runs the learned trials only (a variant compared with another
+    run's baselines); its printed resume command keeps the flag, so --resume does not start the baselines
+    either. A tune_config without a follow-up stage refuses the flag."""
+    from raydaug.cli import build_parser
+    from raydaug.tune.summary import resume_command
+
+    launched = []
+
+    def fake_launch(plan, callbacks=(), log=print):
+        launched.append(plan.name)
+        result = SimpleNamespace(metrics={"trial_id": "t0", "epoch": 7}, config={"epochs": 7}, error=None)
+        return [result], plan
+
+    monkeypatch.setattr(runner, "launch", fake_launch)
+    argv = ["tune", "ema_study", "--storage", str(tmp_path), "--set", "epochs=7", "--no-followup"]
+    args = build_parser().parse_args(argv)
+    runner.run_tune(args, log=lambda line: None)
+    assert launched == ["ema_study"]
+    plan = runner.plan_from_args(args)
+    assert runner.plan_followup(plan, args) is None
+    assert resume_command(plan).endswith(" --set epochs=7 --no-followup --resume")
+    without = build_parser().parse_args(argv[:-1])
+    assert runner.plan_followup(runner.plan_from_args(without), without) is not None
+    assert not resume_command(runner.plan_from_args(without)).count("--no-followup")
+    with pytest.raises(UsageError, match="smoke has no follow-up stage"):
+        runner.plan_from_args(build_parser().parse_args(["tune", "smoke", "--storage", str(tmp_path), "--no-followup"]))
+
 def test_grid_replaces_the_search_space_in_both_stages_and_resume_repeats_it(tmp_path):
     """`--grid seed=3,4` runs ema_study's learned trials and its baselines on seeds 3 and 4 only (the
     config's own seeds are 0, 1, 2), with --set applied to both stages; the printed resume command repeats

@@ -5,8 +5,8 @@ C), and the hand-made baselines measured the same way, on the method study's spl
 Stage 1 (``experiment``): the learned augmentation at its defaults, 6 trials. Stage 2 (``followup``, into
 RUN_DIR_baselines): none / light / strong / trivial, 24 trials (method_study's baselines, with eval_ema).
 42 min on 2 CPUs. The variants of docs/reproducing.md are the same command with ``--set`` (e.g. ``--set
-base_aug=strong``, ``--set g_every=5 --set dataset=digits``), compared with this run's baselines through
-``raydaug analyze RUN --baselines runs/ema_study_baselines``.
+base_aug=strong``, ``--set g_every=5 --set dataset=digits``), with ``--no-followup`` (stage 1 only) and
+compared with this run's baselines through ``raydaug analyze RUN --baselines runs/ema_study_baselines``.
 """
 from raydaug.experiment import Experiment
 from tune_configs.method_study import baselines, on_the_protocol

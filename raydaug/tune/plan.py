@@ -58,6 +58,7 @@ class TunePlan:
     stage_of: str | None = None               # a follow-up stage: the name of the run whose --resume continues it
     overrides: tuple[str, ...] = ()           # the --set arguments, as given (the follow-up and a resume repeat them)
     grids: tuple[str, ...] = ()               # the --grid arguments, likewise
+    no_followup: bool = False                 # --no-followup: the tune_config's follow-up stage is not run
 
     def resources(self) -> dict[str, float]:
         return {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}
@@ -65,6 +66,8 @@ class TunePlan:
 
 def plan_from_args(args: argparse.Namespace) -> TunePlan:
     module = load_tune_config(args.config)
+    if arg(args, "no_followup", False) and module.followup is None:
+        raise UsageError(f"--no-followup: {args.config} has no follow-up stage")
     return plan_experiment(module.experiment, args, config_path=args.config, module=module)
 
 
@@ -173,7 +176,7 @@ def plan_experiment(experiment: Experiment, args: argparse.Namespace, config_pat
                     cpus_per_trial=cpus, gpus_per_trial=gpus, gpus_from_cli=gpus_cli is not None,
                     max_failures=max_failures, checkpoints_to_keep=keep, metric=metric, mode=mode,
                     address=address, resume=resume, smoke=smoke, config_path=config_path, module=module,
-                    overrides=set_args, grids=grid_args)
+                    overrides=set_args, grids=grid_args, no_followup=bool(arg(args, "no_followup", False)))
 
 
 def arg(args: argparse.Namespace, name: str, default: Any) -> Any:

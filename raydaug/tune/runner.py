@@ -113,7 +113,7 @@ def run_tune(args: argparse.Namespace, callbacks: Sequence[tune.Callback] = (),
     if unfinished:
         # a stopped first stage (Ctrl-C) stops the command: its follow-up would compare with, or be built
         # from, trials that did not finish; --resume finishes them and then runs the follow-up
-        if plan.module is not None and plan.module.followup is not None:
+        if plan.module is not None and plan.module.followup is not None and not plan.no_followup:
             log("the follow-up stage was not started; the --resume command above finishes this stage, then runs it")
         return results
     second = plan_followup(plan, args)
@@ -127,8 +127,9 @@ def run_tune(args: argparse.Namespace, callbacks: Sequence[tune.Callback] = (),
 
 def plan_followup(plan: TunePlan, args: argparse.Namespace) -> TunePlan | None:
     """The plan of the tune_config's follow-up stage, into RUN_DIR_<its name>: the first stage's --smoke,
-    --set, --grid, storage, address and resources, resumed when the first stage is."""
-    followup = _followup(plan)
+    --set, --grid, storage, address and resources, resumed when the first stage is. None when the
+    tune_config has none or ``--no-followup`` was given."""
+    followup = None if plan.no_followup else _followup(plan)
     if followup is None:
         return None
     name = f"{plan.name}_{followup.name}"

@@ -52,7 +52,8 @@ def resume_command(plan: TunePlan) -> str:
     changes = "".join(f" --set {shlex.quote(pair)}" for pair in plan.overrides)
     changes += "".join(f" --grid {shlex.quote(pair)}" for pair in plan.grids)
     return (f"raydaug tune {shlex.quote(plan.config_path or name)} --name {shlex.quote(name)} "
-            f"--storage {shlex.quote(plan.storage)}{changes}{' --smoke' if plan.smoke else ''} --resume")
+            f"--storage {shlex.quote(plan.storage)}{changes}{' --smoke' if plan.smoke else ''}"
+            f"{' --no-followup' if plan.no_followup else ''} --resume")
 
 
 def tensorboard_line(run_dir: str) -> str | None:
