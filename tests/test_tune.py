@@ -408,11 +408,10 @@ def test_a_followup_comes_from_the_one_loaded_module(tmp_path):
     assert counter.read_text() == "x"
 
 
-@pytest.mark.parametrize("last_epoch, stages", [(3, ["ema_study"]), (7, ["ema_study", "ema_study_baselines"])])
-def test_a_stopped_first_stage_does_not_start_its_followup(tmp_path, monkeypatch, last_epoch, stages):
-    """Ctrl-C during ema_study's learned trials must stop there: its baselines stage (or Fig. 4's C on
-    frozen snapshots) would run against unfinished trials. A first stage whose trials all finished goes on."""
-    launched, lines = [], []
+def record_launches(monkeypatch, last_epoch: int) -> list[str]:
+    """Replace runner.launch by a stand-in whose one trial of 7 epochs got to ``last_epoch``; returns the
+    list of the stage names launched, in order."""
+    launched = []
 
     def fake_launch(plan, callbacks=(), log=print):
         launched.append(plan.name)
@@ -420,6 +419,14 @@ def test_a_stopped_first_stage_does_not_start_its_followup(tmp_path, monkeypatch
         return [result], plan
 
     monkeypatch.setattr(runner, "launch", fake_launch)
+    return launched
+
+
+@pytest.mark.parametrize("last_epoch, stages", [(3, ["ema_study"]), (7, ["ema_study", "ema_study_baselines"])])
+def test_a_stopped_first_stage_does_not_start_its_followup(tmp_path, monkeypatch, last_epoch, stages):
+    """Ctrl-C during ema_study's learned trials must stop there: its baselines stage (or Fig. 4's C on
+    frozen snapshots) would run against unfinished trials. A first stage whose trials all finished goes on."""
+    launched, lines = record_launches(monkeypatch, last_epoch), []
     runner.run_tune(tune_args(config="ema_study", storage=str(tmp_path), set=["epochs=7"]), log=lines.append)
     assert launched == stages
     stopped = any("follow-up stage was not started" in line for line in lines)
@@ -434,14 +441,7 @@ def test_no_followup_runs_the_first_stage_alone_and_its_resume_repeats_the_flag(
     from raydaug.cli import build_parser
     from raydaug.tune.summary import resume_command
 
-    launched = []
-
-    def fake_launch(plan, callbacks=(), log=print):
-        launched.append(plan.name)
-        result = SimpleNamespace(metrics={"trial_id": "t0", "epoch": 7}, config={"epochs": 7}, error=None)
-        return [result], plan
-
-    monkeypatch.setattr(runner, "launch", fake_launch)
+    launched = record_launches(monkeypatch, last_epoch=7)
     argv = ["tune", "ema_study", "--storage", str(tmp_path), "--set", "epochs=7", "--no-followup"]
     args = build_parser().parse_args(argv)
     runner.run_tune(args, log=lambda line: None)
