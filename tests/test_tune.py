@@ -433,7 +433,6 @@ def test_a_stopped_first_stage_does_not_start_its_followup(tmp_path, monkeypatch
     assert stopped == (len(stages) == 1)
 
 
-
 def test_no_followup_runs_the_first_stage_alone_and_its_resume_repeats_the_flag(tmp_path, monkeypatch):
     """`raydaug tune ema_study --no-followup` runs the learned trials only (a variant compared with another
     run's baselines); its printed resume command keeps the flag, so --resume does not start the baselines
@@ -454,6 +453,7 @@ def test_no_followup_runs_the_first_stage_alone_and_its_resume_repeats_the_flag(
     assert not resume_command(runner.plan_from_args(without)).count("--no-followup")
     with pytest.raises(UsageError, match="smoke has no follow-up stage"):
         runner.plan_from_args(build_parser().parse_args(["tune", "smoke", "--storage", str(tmp_path), "--no-followup"]))
+
 
 def test_grid_replaces_the_search_space_in_both_stages_and_resume_repeats_it(tmp_path):
     """`--grid seed=3,4` runs ema_study's learned trials and its baselines on seeds 3 and 4 only (the
