@@ -75,7 +75,6 @@ class Config:
     stn_bound: float = 0.0  # θ = I + stn_bound·tanh(·) entrywise; 0 = unbounded (the paper)
     res_bound: float = 0.0  # U-Net residual = res_bound·tanh(·) in normalised units; 0 = unbounded
     g_every: int = 1  # G, DC and DD update on every g_every-th step; C trains on G(x) at every step
-    c_aug_weight: float = 0.5  # C's loss: (1 - w)·CE(real) + w·CE(G(x)); BatchNorm sees both halves at any w
     # loss weights and optimisers
     alpha: float = 0.1
     beta: float = 0.05
@@ -156,7 +155,6 @@ class Config:
             _finite_range(key, getattr(self, key), 0.0, math.inf, "≥ 0")
         _finite_range("teacher_decay", self.teacher_decay, 0.0, 1.0, "in [0, 1)", strict_high=True)
         _finite_range("disc_aug_p", self.disc_aug_p, 0.0, 1.0, "in [0, 1]")
-        _finite_range("c_aug_weight", self.c_aug_weight, 0.0, 1.0, "in [0, 1]")
         for key in ("lr_c", "lr_g", "lr_dc", "lr_dd", "noise_std"):
             _finite_range(key, getattr(self, key), 0.0, math.inf, "> 0", strict_low=True)
         _finite_range("adam_beta1", self.adam_beta1, 0.0, 1.0, "in [0, 1)", strict_high=True)

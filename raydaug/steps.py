@@ -107,20 +107,14 @@ def g_step(state: TrainState, x: torch.Tensor, y: torch.Tensor, fake: torch.Tens
 
 def c_step(state: TrainState, real: torch.Tensor, y: torch.Tensor, augmented: torch.Tensor | None,
            train_generator: bool = False) -> Metrics:
-    """CE on real and augmented images (learned aug; ``c_aug_weight`` the augmented half's share of the
-    loss), or on the augmented batch alone (baselines,
+    """CE on real and augmented images (learned aug), or on the augmented batch alone (baselines,
     ``real`` is then that batch and ``augmented`` is None). With ``train_generator`` the same loss also
     updates G: the plain STN of Table 3 row b, trained as an invariance rather than adversarially."""
     c = state.nets["c"]
     images = real if augmented is None else torch.cat([real, augmented])
     labels = y if augmented is None else torch.cat([y, y])
     logits = c(images)
-    weight = state.config.c_aug_weight
-    if augmented is None or weight == 0.5:  # the equal mix is the mean over the joint batch, computed as one
-        loss = F.cross_entropy(logits, labels)
-    else:
-        real_logits, aug_logits = logits.split(real.shape[0])
-        loss = (1 - weight) * F.cross_entropy(real_logits, y) + weight * F.cross_entropy(aug_logits, y)
+    loss = F.cross_entropy(logits, labels)
     if train_generator:
         _set_grads(state.parameters("c") + state.parameters("g"), loss)
         state.optims["g"].step()
