@@ -277,12 +277,6 @@ PRESETS.update({f"hand_{aug}": {"aug": aug} for aug in BASE_AUGS})
 # discriminator augmentation (raydaug's defaults add the first three to keep G class-preserving and diverse)
 PRESETS["paper_method"] = {"aug": "learned", "base_aug": "none", "teacher_weight": 0.0, "div_weight": 0.0,
                            "stn_bound": 0.0, "res_bound": 0.0, "disc_aug_p": 0.0}
-# the learned augmentation as tuned on digits (10 per class): the end state of digits_pbt's best schedule on
-# split 0 (α, β and G's, DC's, DD's learning rates at epoch 275) with G, DC and DD updated every 5 steps;
-# 19 % and 14.9 % less test error than TrivialAugment over 12 trials on splits 0-5 and on fresh splits
-# 6-11, but 17 % more than strong on mnist5k (docs/reproducing.md, "PBT's end state"); it sets no dataset
-PRESETS["digits_tuned"] = {"aug": "learned", "g_every": 5, "alpha": 0.025, "beta": 0.19, "lr_g": 1.3e-3,
-                           "lr_dc": 1.3e-4, "lr_dd": 1.5e-4}
 
 
 def _preset_names(preset: str) -> list[str]:

@@ -77,17 +77,6 @@ def test_presets_apply_then_explicit_keys_win():
     assert config.epochs == 7
 
 
-def test_digits_tuned_preset_sets_the_measured_values_and_explicit_keys_win():
-    tuned = Config.from_dict({"preset": "digits_tuned"})
-    defaults = Config()
-    assert (tuned.aug, tuned.g_every, tuned.alpha, tuned.beta) == ("learned", 5, 0.025, 0.19)
-    assert (tuned.lr_g, tuned.lr_dc, tuned.lr_dd) == (1.3e-3, 1.3e-4, 1.5e-4)
-    # everything else stays at the defaults (the dataset included), and an explicit key still wins
-    assert (tuned.dataset, tuned.gamma, tuned.lr_c, tuned.teacher_weight) == (
-        defaults.dataset, defaults.gamma, defaults.lr_c, defaults.teacher_weight)
-    assert Config.from_dict({"preset": "digits_tuned", "g_every": 1, "dataset": "mnist5k"}).g_every == 1
-
-
 def test_every_table3_row_is_a_valid_preset():
     assert list(TABLE3_ROWS) == ["a", "b", "c", "d", "e", "f", "g", "h", "l"]
     for row in TABLE3_ROWS:
