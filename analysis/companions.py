@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 import pyarrow.fs as pafs
@@ -46,16 +46,19 @@ def related_runs(run: RunData) -> dict[str, str]:
 
 def combine_runs(run: RunData, others: list[tuple[RunData, str]]) -> tuple[RunData, list[str]]:
     """``run`` plus, from each related run, its joint trials (role ``"joint"``), its frozen-G trials whose
-    G comes from ``run`` (``"frozen"``) or its hand-made baseline trials (``"baselines"``), as one RunData;
-    and the runs used."""
+    G comes from ``run`` (``"frozen"``), its hand-made baseline trials (``"baselines"``) or every trial
+    with its PBT events (``"pooled"``: the same experiment on more splits or training runs), as one
+    RunData; and the runs used."""
     root = Path(run.run_dir).resolve()
-    metrics, trials, used = [run.metrics], [run.trials], []
+    metrics, trials, events, used = [run.metrics], [run.trials], [run.events], []
     for other, role in others:
         configs = config_dicts(other)
         if role == "joint":
             keep = [t for t, c in configs.items() if c.get("joint") is True]
         elif role == "baselines":
             keep = [t for t, c in configs.items() if c.get("aug") in BASE_AUGS]
+        elif role == "pooled":
+            keep = list(configs)
         else:
             keep = [t for t, c in configs.items()
                     if _frozen(c) and Path(c["g_checkpoint"]).resolve().is_relative_to(root)]
@@ -65,33 +68,59 @@ def combine_runs(run: RunData, others: list[tuple[RunData, str]]) -> tuple[RunDa
         used.append(other.run_dir)
         metrics.append(rows)
         trials.append(other.trials[other.trials["trial_id"].astype(str).isin(keep)])
+        if role == "pooled":
+            events.append(other.events)
     merged = pd.concat([m.assign(**{PARTITION_KEY: m[PARTITION_KEY].astype(str)}) for m in metrics],
                        ignore_index=True)
     merged[PARTITION_KEY] = merged[PARTITION_KEY].astype("category")
-    return RunData(run.run_dir, merged, pd.concat(trials, ignore_index=True), run.events, run.skipped), used
+    merged_events = pd.concat(events, ignore_index=True) if len(events) > 1 else run.events
+    return (RunData(run.run_dir, merged, pd.concat(trials, ignore_index=True), merged_events, run.skipped),
+            used)
 
 
-def with_baselines(run: RunData, baselines: str | None = None) -> tuple[RunData, list[str]]:
-    """``run`` plus the hand-made baseline trials (aug none/light/strong/trivial) of its follow-up stage
-    ``RUN_DIR_baselines`` (``BASELINES_STAGE``: the main job's and the method study's), and the runs used.
-    Only that sibling: ``RUN_DIR_smoke`` or ``RUN_DIR_s1`` are other experiments on other splits. A sibling
-    that is not a readable run is skipped. With ``baselines`` (``raydaug analyze --baselines``), that run's
-    baseline trials instead, e.g. a later study's learned variants against the method study's baselines; it
-    must be a run holding some."""
-    if baselines is not None:
-        combined, used = combine_runs(run, [(load(baselines, require_metrics=False), "baselines")])
-        if not used:
-            raise UsageError(f"--baselines {baselines}: the run holds no hand-made baseline trial with metrics "
-                             f"(aug={'/'.join(BASE_AUGS)})")
-        return combined, used
-    base, query = split_query(run.run_dir)
-    sibling = f"{base.rstrip('/')}_{BASELINES_STAGE}{query}"  # a local path or a URI (S3 too)
+def _sibling_baselines(run_dir: str) -> RunData | None:
+    """The follow-up stage ``RUN_DIR_baselines`` of ``run_dir`` (a local path or a URI, S3 too), or None
+    where there is no readable one. Only that sibling: ``RUN_DIR_smoke`` or ``RUN_DIR_s1`` are other
+    experiments on other splits."""
+    base, query = split_query(run_dir)
+    sibling = f"{base.rstrip('/')}_{BASELINES_STAGE}{query}"
     filesystem, root = resolve(sibling)
     if filesystem.get_file_info(f"{root}/parquet/trials").type != pafs.FileType.Directory:
-        return combine_runs(run, [])
+        return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PartFileWarning)
         try:
-            return combine_runs(run, [(load(sibling, require_metrics=False), "baselines")])
+            return load(sibling, require_metrics=False)
         except NotARunError:
-            return combine_runs(run, [])
+            return None
+
+
+def with_baselines(run: RunData, baselines: Sequence[str] = (),
+                   pool: Sequence[str] = ()) -> tuple[RunData, list[str], list[str]]:
+    """``run`` with every trial of each run in ``pool`` (``raydaug analyze --pool``: the same experiment
+    on more split seeds or training runs, reported as one), plus hand-made baseline trials (aug
+    none/light/strong/trivial): those of each run in ``baselines`` (``raydaug analyze --baselines``, e.g. a
+    later study's learned variants against the method study's baselines; each must hold some), else of the
+    follow-up stage ``RUN_DIR_baselines`` (``BASELINES_STAGE``) of ``run`` and of each pooled run, where
+    there is one. Returns the merged run, the pooled runs and the runs whose baselines were used."""
+    ids = set(config_dicts(run))
+    pooled_runs = []
+    for run_dir in pool:
+        other = load(run_dir)
+        shared = ids & set(config_dicts(other))
+        if shared:
+            raise UsageError(f"--pool {run_dir}: trial {sorted(shared)[0]} is already in the report "
+                             f"(the same run twice?)")
+        ids |= set(config_dicts(other))
+        pooled_runs.append(other)
+    combined, pooled = combine_runs(run, [(other, "pooled") for other in pooled_runs])
+    if baselines:
+        sources = [load(run_dir, require_metrics=False) for run_dir in baselines]
+    else:
+        sources = [s for s in map(_sibling_baselines, [run.run_dir, *pool]) if s is not None]
+    combined, used = combine_runs(combined, [(other, "baselines") for other in sources])
+    for run_dir in baselines:
+        if run_dir not in used:
+            raise UsageError(f"--baselines {run_dir}: the run holds no hand-made baseline trial with metrics "
+                             f"(aug={'/'.join(BASE_AUGS)})")
+    return combined, pooled, used

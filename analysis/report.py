@@ -13,13 +13,13 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 import pyarrow.fs as pafs
 
 from analysis import companions, curves, lineage, tables
-from analysis.checkpoints import find_checkpoints, find_checkpoints_in, publish_checkpoint
+from analysis.checkpoints import find_checkpoints_in, publish_checkpoint
 from analysis.load import METRICS_DIR, RunData, list_parts, load, print_warnings
 from raydaug.errors import NotARunError, PartFileWarning
 from raydaug.logging.parquet import resolve
@@ -60,12 +60,15 @@ def default_out(run_dir: str) -> Path:
 
 
 def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: int = GRID_TRIALS,
-                 baselines: str | None = None) -> Report:
+                 baselines: Sequence[str] = (), pool: Sequence[str] = ()) -> Report:
     """Write every table and plot of ``run`` into ``out_dir``; returns what was made, for the page. The
-    hand-made baselines compared with come from ``baselines`` (a run), else from ``RUN_DIR_baselines``."""
-    run, used = companions.with_baselines(run, baselines)  # RUN_DIR_baselines, or --baselines RUN
+    trials of each run in ``pool`` join ``run``'s; the hand-made baselines compared with come from the runs
+    in ``baselines``, else from ``RUN_DIR_baselines`` (of ``run`` and of each pooled run)."""
+    run, pooled, used = companions.with_baselines(run, baselines, pool)
     out_dir.mkdir(parents=True, exist_ok=True)
     report = Report(out_dir)
+    if pooled:
+        report.notes.append("the trials of " + ", ".join(pooled) + " are pooled into this report")
     if used:
         report.notes.append("the hand-made baselines of " + ", ".join(used) + " are part of this report")
     summary = tables.trial_summary(run)
@@ -90,7 +93,7 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
     # best checkpoints
     best = tables.best_checkpoint_table(summary, top_k)
     ids = [str(t) for t in best["trial_id"]]
-    found = find_checkpoints_in([run.run_dir, *used], {t: int(i) for t, i in zip(ids, best["best_iteration"])})
+    found = find_checkpoints_in([run.run_dir, *pooled, *used], {t: int(i) for t, i in zip(ids, best["best_iteration"])})
     links = []
     for trial_id in ids:
         if trial_id in found:
@@ -205,7 +208,7 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
     # sample grids
     section = report.section("Sample grids (Fig. 5)", "Each row: an input x, then G(x, z) for several z, from the "
                                                        "trial's checkpoint.")
-    _grids(run, summary, section, report, grid_trials)
+    _grids(run, summary, section, report, grid_trials, pooled)
     return report
 
 
@@ -230,9 +233,11 @@ def _fig4(run: RunData, summary: pd.DataFrame, out_dir: Path, report: Report) ->
     return paths
 
 
-def _grids(run: RunData, summary: pd.DataFrame, section: Section, report: Report, grid_trials: int) -> None:
-    """Grids of the ``grid_trials`` learned trials with the best acc/val whose checkpoint is found: chosen
-    among the learned trials alone, since a study's hand-made baselines often rank first overall."""
+def _grids(run: RunData, summary: pd.DataFrame, section: Section, report: Report, grid_trials: int,
+           pooled: list[str]) -> None:
+    """Grids of the ``grid_trials`` learned trials with the best acc/val whose checkpoint is found (in the
+    run or a pooled one): chosen among the learned trials alone, since a study's hand-made baselines often
+    rank first overall."""
     from analysis.grids import sample_grid_png
     from raydaug.errors import CheckpointError, ConfigError, DataError, NoGeneratorError
 
@@ -241,7 +246,7 @@ def _grids(run: RunData, summary: pd.DataFrame, section: Section, report: Report
     for trial_id, iteration in zip(learned["trial_id"].astype(str), learned["best_iteration"]):
         if made >= grid_trials:
             break
-        found = find_checkpoints(run.run_dir, {trial_id: int(iteration)})
+        found = find_checkpoints_in([run.run_dir, *pooled], {trial_id: int(iteration)})
         if trial_id not in found:
             continue
         local = publish_checkpoint(run.run_dir, found[trial_id][0],
@@ -313,10 +318,11 @@ def render_html(report: Report) -> str:
     return "\n".join(parts)
 
 
-def write_report(run_dir: str, out: str | None = None, baselines: str | None = None) -> tuple[Path, Report]:
+def write_report(run_dir: str, out: str | None = None, baselines: Sequence[str] = (),
+                 pool: Sequence[str] = ()) -> tuple[Path, Report]:
     out_dir = Path(out) if out else default_out(run_dir)
     run = load(run_dir)
-    report = build_report(run, out_dir, baselines=baselines)
+    report = build_report(run, out_dir, baselines=baselines, pool=pool)
     page = out_dir / "report.html"
     tmp = out_dir / ".report.html.tmp"
     tmp.write_text(render_html(report), encoding="utf-8")
@@ -324,11 +330,12 @@ def write_report(run_dir: str, out: str | None = None, baselines: str | None = N
     return page, report
 
 
-def analyze_command(run_dir: str, out: str | None, baselines: str | None = None) -> None:
+def analyze_command(run_dir: str, out: str | None, baselines: Sequence[str] = (),
+                    pool: Sequence[str] = ()) -> None:
     """``raydaug analyze``: write the report and print a short summary."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PartFileWarning)
-        page, report = write_report(run_dir, out, baselines)
+        page, report = write_report(run_dir, out, baselines, pool)
     print_warnings(caught)
     print(report.sections[0].text)
     for line in report.summary:

@@ -43,7 +43,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from analysis.report import analyze_command
 
-    analyze_command(args.run_dir, args.out, args.baselines)
+    analyze_command(args.run_dir, args.out, args.baselines, args.pool)
     return 0
 
 
@@ -121,8 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = sub.add_parser("analyze", help="report.html, tables and plots from a run's logs")
     analyze.add_argument("run_dir", help="<storage>/<name> (or a `raydaug train --out` folder)")
     analyze.add_argument("--out", help="report folder (default RUN_DIR/report; ./report_NAME for a storage URI)")
-    analyze.add_argument("--baselines", metavar="RUN", help="compare with the hand-made baseline trials of "
-                         "this run (same splits and budgets) instead of RUN_DIR_baselines")
+    analyze.add_argument("--baselines", action="append", default=[], metavar="RUN",
+                         help="compare with the hand-made baseline trials of this run (same splits and "
+                              "budgets) instead of RUN_DIR_baselines (repeatable)")
+    analyze.add_argument("--pool", action="append", default=[], metavar="RUN",
+                         help="report this run's trials with RUN_DIR's as one experiment, e.g. the same "
+                              "command on more split seeds (repeatable; with its RUN_baselines unless "
+                              "--baselines is given)")
     analyze.set_defaults(func=_cmd_analyze)
 
     schedule = sub.add_parser("schedule", help="export or replay a trial's PBT hyperparameter schedule")

@@ -210,6 +210,53 @@ def test_analyze_baselines_compares_with_another_runs_baselines_only(tmp_path, c
     assert not (tmp_path / "r2").exists()
 
 
+def test_analyze_pool_reports_two_runs_as_one_with_each_runs_own_baselines(tmp_path, capsys):
+    """``--pool RUN``: the same experiment on more splits, in another run folder, reported as one: its
+    learned trials join the group and its ``RUN_baselines`` join the baselines. Run a alone: learned 99 vs
+    light 96 (error 1 vs 4). Pooled with b (learned 97, light 98): error 2 vs 3, a third less. Pooling a run
+    with itself is refused on one line."""
+    import pandas as pd
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_trial(a, "a_learned", {"seed": 0}, scored(0.99, HEALTHY))
+    write_trial(tmp_path / "a_baselines", "a_light", {"aug": "light", "seed": 0}, scored(0.96))
+    write_trial(b, "b_learned", {"seed": 1}, scored(0.97, HEALTHY))
+    write_trial(tmp_path / "b_baselines", "b_light", {"aug": "light", "seed": 1}, scored(0.98))
+    alone, pooled = tmp_path / "alone", tmp_path / "pooled"
+    assert main(["analyze", str(a), "--out", str(alone)]) == 0
+    compared = pd.read_csv(alone / "learned_vs_hand_made.csv").set_index("aug")
+    assert compared.at["learned", "error_change_vs_best_hand_made"] == pytest.approx(-0.75)
+    capsys.readouterr()
+    assert main(["analyze", str(a), "--pool", str(b), "--out", str(pooled)]) == 0
+    compared = pd.read_csv(pooled / "learned_vs_hand_made.csv").set_index("aug")
+    assert compared.at["learned", "trials"] == 2 and compared.at["light", "trials"] == 2
+    assert compared.at["learned", "acc_test_mean"] == pytest.approx(98.0)
+    assert compared.at["learned", "error_change_vs_best_hand_made"] == pytest.approx(-1 / 3)
+    out = capsys.readouterr().out
+    assert f"the trials of {b} are pooled into this report" in out and "33 % less test error" in out
+    assert main(["analyze", str(a), "--pool", str(a), "--out", str(tmp_path / "twice")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "a_learned is already in the report" in err
+    assert not (tmp_path / "twice").exists()
+
+
+def test_analyze_baselines_repeated_merges_the_baselines_of_every_run_named(tmp_path):
+    """``--baselines`` twice: light 96 from one run and 98 from another, mean 97 (error 3); learned 98
+    (error 2) has a third less, where either run alone would give 50 % or 0 %."""
+    import pandas as pd
+
+    study, first, second = tmp_path / "study", tmp_path / "first", tmp_path / "second"
+    write_trial(study, "learned_0", {}, scored(0.98, HEALTHY))
+    write_trial(first, "light_0", {"aug": "light", "seed": 0}, scored(0.96))
+    write_trial(second, "light_1", {"aug": "light", "seed": 1}, scored(0.98))
+    out = tmp_path / "report"
+    assert main(["analyze", str(study), "--baselines", str(first), "--baselines", str(second),
+                 "--out", str(out)]) == 0
+    compared = pd.read_csv(out / "learned_vs_hand_made.csv").set_index("aug")
+    assert compared.at["light", "trials"] == 2
+    assert compared.at["learned", "error_change_vs_best_hand_made"] == pytest.approx(-1 / 3)
+
+
 def test_variants_are_named_by_the_keys_in_which_learned_trials_differ():
     configs = {"a": Config.from_dict({"teacher_weight": 1.0, "seed": 0, "alpha": 0.3}).to_dict(),
                "b": Config.from_dict({"teacher_weight": 1.0, "seed": 1, "replicate": 2, "alpha": 0.1}).to_dict(),
