@@ -104,20 +104,24 @@ def with_baselines(run: RunData, baselines: Sequence[str] = (),
     follow-up stage ``RUN_DIR_baselines`` (``BASELINES_STAGE``) of ``run`` and of each pooled run, where
     there is one. Returns the merged run, the pooled runs and the runs whose baselines were used."""
     ids = set(config_dicts(run))
-    pooled_runs = []
-    for run_dir in pool:
-        other = load(run_dir)
-        shared = ids & set(config_dicts(other))
+
+    def admit(option: str, other: RunData, trial_ids: list[str]) -> RunData:
+        # one trial counted twice would weigh its split twice in every mean of the report
+        shared = ids.intersection(trial_ids)
         if shared:
-            raise UsageError(f"--pool {run_dir}: trial {sorted(shared)[0]} is already in the report "
+            raise UsageError(f"{option} {other.run_dir}: trial {sorted(shared)[0]} is already in the report "
                              f"(the same run twice?)")
-        ids |= set(config_dicts(other))
-        pooled_runs.append(other)
+        ids.update(trial_ids)
+        return other
+
+    pooled_runs = [admit("--pool", other, list(config_dicts(other))) for other in map(load, pool)]
     combined, pooled = combine_runs(run, [(other, "pooled") for other in pooled_runs])
     if baselines:
         sources = [load(run_dir, require_metrics=False) for run_dir in baselines]
     else:
         sources = [s for s in map(_sibling_baselines, [run.run_dir, *pool]) if s is not None]
+    sources = [admit("--baselines", other, [t for t, c in config_dicts(other).items()
+                                            if c.get("aug") in BASE_AUGS]) for other in sources]
     combined, used = combine_runs(combined, [(other, "baselines") for other in sources])
     for run_dir in baselines:
         if run_dir not in used:

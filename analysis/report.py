@@ -93,7 +93,8 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
     # best checkpoints
     best = tables.best_checkpoint_table(summary, top_k)
     ids = [str(t) for t in best["trial_id"]]
-    found = find_checkpoints_in([run.run_dir, *pooled, *used], {t: int(i) for t, i in zip(ids, best["best_iteration"])})
+    found = find_checkpoints_in([run.run_dir, *pooled, *used],
+                                {t: int(i) for t, i in zip(ids, best["best_iteration"])})
     links = []
     for trial_id in ids:
         if trial_id in found:
