@@ -274,7 +274,9 @@ def comparison_headline(table: pd.DataFrame) -> list[str]:
         best = block[block["aug"] == block["best_hand_made"].iloc[0]].iloc[0]
         top = learned.iloc[0]
         change = top["error_change_vs_best_hand_made"]
-        verdict = "less" if change < 0 else "more"
+        # a change that rounds to 0 % is neither less nor more error
+        verdict = ("0 % change in" if math.isfinite(change) and round(abs(change) * 100) == 0 else
+                   f"{abs(change) * 100:.0f} % {'less' if change < 0 else 'more'}")
         name = "learned" + (f" ({top['variant']})" if top["variant"] else "")
         trials, healthy, collapsed = (int(top[key]) for key in ("trials", "healthy_trials", "collapsed_trials"))
         state = ("healthy G in every trial" if healthy == trials else
@@ -282,7 +284,7 @@ def comparison_headline(table: pd.DataFrame) -> list[str]:
                  f"{collapsed} collapsed — a regulariser, not a learned augmentation")
         lines.append(f"{dataset}, {per_class}/class: {name} {format_mean_std(top['acc_test_mean'], top['acc_test_std'])}"
                      f" vs best hand-made {best['aug']} {format_mean_std(best['acc_test_mean'], best['acc_test_std'])}"
-                     f" → {abs(change) * 100:.0f} % {verdict} test error ({state})" + _unfinished(block))
+                     f" → {verdict} test error ({state})" + _unfinished(block))
     return lines
 
 

@@ -242,8 +242,8 @@ def test_analyze_pool_reports_two_runs_as_one_with_each_runs_own_baselines(tmp_p
 
 def test_analyze_baselines_repeated_merges_the_baselines_of_every_run_named(tmp_path, capsys):
     """``--baselines`` twice: light 96 from one run and 98 from another, mean 97 (error 3); learned 98
-    (error 2) has a third less, where either run alone would give 50 % or 0 %. One run named twice is
-    refused."""
+    (error 2) has a third less, where either run alone would give 50 % or 0 % (level, and said so). One
+    run named twice is refused."""
     import pandas as pd
 
     study, first, second = tmp_path / "study", tmp_path / "first", tmp_path / "second"
@@ -256,6 +256,10 @@ def test_analyze_baselines_repeated_merges_the_baselines_of_every_run_named(tmp_
     compared = pd.read_csv(out / "learned_vs_hand_made.csv").set_index("aug")
     assert compared.at["light", "trials"] == 2
     assert compared.at["learned", "error_change_vs_best_hand_made"] == pytest.approx(-1 / 3)
+    capsys.readouterr()
+    # against the second run alone, learned and light are level: the headline says so, not "0 % more"
+    assert main(["analyze", str(study), "--baselines", str(second), "--out", str(tmp_path / "level")]) == 0
+    assert "→ 0 % change in test error (healthy G in every trial)" in capsys.readouterr().out
     assert main(["analyze", str(study), "--baselines", str(first), "--baselines", str(first),
                  "--out", str(tmp_path / "twice")]) == 2
     assert "light_0 is already in the report" in capsys.readouterr().err
