@@ -95,7 +95,7 @@ def _sibling_baselines(run_dir: str) -> RunData | None:
             return None
 
 
-def with_baselines(run: RunData, baselines: Sequence[str] = (),
+def gather(run: RunData, baselines: Sequence[str] = (),
                    pool: Sequence[str] = ()) -> tuple[RunData, list[str], list[str]]:
     """``run`` with every trial of each run in ``pool`` (``raydaug analyze --pool``: the same experiment
     on more split seeds or training runs, reported as one), plus hand-made baseline trials (aug

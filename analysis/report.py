@@ -64,7 +64,7 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
     """Write every table and plot of ``run`` into ``out_dir``; returns what was made, for the page. The
     trials of each run in ``pool`` join ``run``'s; the hand-made baselines compared with come from the runs
     in ``baselines``, else from ``RUN_DIR_baselines`` (of ``run`` and of each pooled run)."""
-    run, pooled, used = companions.with_baselines(run, baselines, pool)
+    run, pooled, used = companions.gather(run, baselines, pool)
     out_dir.mkdir(parents=True, exist_ok=True)
     report = Report(out_dir)
     if pooled:
