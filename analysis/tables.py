@@ -154,6 +154,7 @@ def trial_summary(run: RunData, metric: str = "acc/val") -> pd.DataFrame:
     grouped = metrics.groupby(PARTITION_KEY, sort=True, observed=True)
     sizes = grouped.size()
     last = grouped.tail(1).set_index(PARTITION_KEY)
+    late = second_half_test(metrics)
     best = best_rows(run, metric).set_index(PARTITION_KEY)
     rows = []
     for trial_id, config in configs.items():
@@ -168,7 +169,7 @@ def trial_summary(run: RunData, metric: str = "acc/val") -> pd.DataFrame:
         }
         if trial_id in last.index:
             row.update(last_iteration=last.at[trial_id, "training_iteration"], last_epoch=last.at[trial_id, "epoch"],
-                       last_acc_test=last.at[trial_id, "acc/test"])
+                       last_acc_test=last.at[trial_id, "acc/test"], late_acc_test=late.get(trial_id, math.nan))
         row["finished"] = bool(not _missing(row.get("last_epoch")) and config.get("epochs") is not None
                                and row["last_epoch"] >= config["epochs"])
         if trial_id in best.index:
@@ -177,10 +178,22 @@ def trial_summary(run: RunData, metric: str = "acc/val") -> pd.DataFrame:
         rows.append(row)
     columns = [PARTITION_KEY, "dataset", "aug", "variant", "train_per_class", "seed", "replicate", "joint",
                "g_checkpoint", "table3_row", "rows", "last_iteration", "last_epoch", "finished", "last_acc_test",
-               "best_acc_val", "test_at_best", "best_iteration", "best_epoch"]
+               "late_acc_test", "best_acc_val", "test_at_best", "best_iteration", "best_epoch"]
     summary = pd.DataFrame(rows, columns=columns)
     best_iterations = {t: int(i) for t, i in zip(summary[PARTITION_KEY], summary["best_iteration"]) if not _missing(i)}
     return summary.merge(health(run, best_iterations), on=PARTITION_KEY, how="left")
+
+
+def second_half_test(metrics: pd.DataFrame) -> pd.Series:
+    """Per trial, the mean ``acc/test`` of its reports in the second half of the epochs it ran (epoch >
+    last epoch / 2): a score that picks no checkpoint, so the validation noise that decides a best-``acc/val``
+    pick does not enter it."""
+    scored = metrics.dropna(subset=["acc/test"])
+    if scored.empty:
+        return pd.Series(dtype=float)
+    half = scored.groupby(PARTITION_KEY, observed=True)["epoch"].transform("max") / 2.0
+    late = scored[scored["epoch"] > half]
+    return late.groupby(PARTITION_KEY, observed=True)["acc/test"].mean().rename(index=str)
 
 
 def _missing(value: Any) -> bool:
@@ -222,18 +235,31 @@ def table1(summary: pd.DataFrame) -> pd.DataFrame:
                                        "acc_test_std", "paper", "paper_source"])
 
 
+# the scores of a trial the comparison sets side by side: the protocol's, then two that choose no checkpoint
+SCORES = {"": "test_at_best", "_last": "last_acc_test", "_late": "late_acc_test"}
+
+
+def _error_change(mean: float, best: float) -> float:
+    """Relative change of the test error (100 − ``mean``) against the error of ``best`` (accuracies in %)."""
+    best_error = 100.0 - best
+    return ((100.0 - mean) - best_error) / best_error if best_error > 0 else math.nan
+
+
 def comparison(summary: pd.DataFrame) -> pd.DataFrame:
     """Learned against hand-made augmentation on the same split and budget: per dataset and training-set
     size with at least one baseline and one learned trial, every augmentation (each learned variant on
     its own row) with acc/test mean ± std (%), its test error's relative change against the best hand-made
     augmentation of that group (negative: less error), how many of its trials have not finished (their
     scores are of a shorter training) and, for learned ones, how many trials had a healthy G at their
-    chosen checkpoint and how many collapsed. Beside the score, two views of how much it owes to the
-    checkpoint choice: the mean best ``acc/val`` that chose it (``acc_val_mean``) and the ``acc/test`` of the
-    trials' last report (``acc_test_last_mean`` / ``_std``)."""
+    chosen checkpoint and how many collapsed. Beside the score, three views of how much it owes to the
+    checkpoint choice: the mean best ``acc/val`` that chose it (``acc_val_mean``), the ``acc/test`` of the
+    trials' last report (``acc_test_last_*``) and its mean over the second half of training
+    (``acc_test_late_*``), each of the two with its own error change against the hand-made augmentation
+    that is best by the same measure (``error_change_last`` / ``error_change_late``)."""
     columns = ["dataset", "train_per_class", "aug", "variant", "trials", "acc_test_mean", "acc_test_std",
                "error_change_vs_best_hand_made", "best_hand_made", "acc_val_mean", "acc_test_last_mean",
-               "acc_test_last_std", "unfinished_trials", "healthy_trials", "collapsed_trials"]
+               "acc_test_last_std", "error_change_last", "acc_test_late_mean", "acc_test_late_std",
+               "error_change_late", "unfinished_trials", "healthy_trials", "collapsed_trials"]
     chosen = summary[summary.apply(_is_joint_scored, axis=1)] if not summary.empty else summary
     rows = []
     for (dataset, per_class), block in chosen.groupby(["dataset", "train_per_class"], sort=True):
@@ -241,24 +267,27 @@ def comparison(summary: pd.DataFrame) -> pd.DataFrame:
         learned = block[block["aug"] == "learned"]
         if baselines.empty or learned.empty:
             continue
-        means = {aug: _mean_std(group["test_at_best"])[0] for aug, group in baselines.groupby("aug")}
-        best_aug = max(means, key=lambda aug: means[aug])
-        best_error = 100.0 - means[best_aug]
+        # per score: each hand-made augmentation's mean, the best of them, and its name
+        best: dict[str, tuple[float, str]] = {}
+        for suffix, score in SCORES.items():
+            means = {aug: _mean_std(group[score])[0] for aug, group in baselines.groupby("aug")}
+            top = max(means, key=lambda aug: -math.inf if math.isnan(means[aug]) else means[aug])
+            best[suffix] = (means[top], top)
         for (aug, variant), group in block.groupby(["aug", "variant"], sort=True):
-            mean, std = _mean_std(group["test_at_best"])
-            last_mean, last_std = _mean_std(group["last_acc_test"])
+            row: dict[str, Any] = {"dataset": dataset, "train_per_class": int(per_class), "aug": aug,
+                                   "variant": variant, "trials": len(group), "best_hand_made": best[""][1],
+                                   "acc_val_mean": _mean_std(group["best_acc_val"])[0]}
+            for suffix, score in SCORES.items():
+                mean, std = _mean_std(group[score])
+                row.update({f"acc_test{suffix}_mean": mean, f"acc_test{suffix}_std": std,
+                            f"error_change{suffix or '_vs_best_hand_made'}": _error_change(mean, best[suffix][0])})
             is_learned = aug == "learned"
-            rows.append({
-                "dataset": dataset, "train_per_class": int(per_class), "aug": aug, "variant": variant,
-                "trials": len(group), "acc_test_mean": mean, "acc_test_std": std,
-                "error_change_vs_best_hand_made": ((100.0 - mean) - best_error) / best_error if best_error > 0
-                else math.nan,
-                "best_hand_made": best_aug, "acc_val_mean": _mean_std(group["best_acc_val"])[0],
-                "acc_test_last_mean": last_mean, "acc_test_last_std": last_std,
+            row.update({
                 "unfinished_trials": int((~group["finished"].fillna(False).astype(bool)).sum()),
                 "healthy_trials": int(group["healthy"].fillna(False).astype(bool).sum()) if is_learned else None,
                 "collapsed_trials": int(group["collapsed_epoch"].notna().sum()) if is_learned else None,
             })
+            rows.append(row)
     frame = pd.DataFrame(rows, columns=columns)
     return frame.sort_values(["dataset", "train_per_class", "acc_test_mean"], ascending=[True, True, False],
                              kind="stable").reset_index(drop=True)
@@ -273,10 +302,6 @@ def comparison_headline(table: pd.DataFrame) -> list[str]:
         learned = block[block["aug"] == "learned"]
         best = block[block["aug"] == block["best_hand_made"].iloc[0]].iloc[0]
         top = learned.iloc[0]
-        change = top["error_change_vs_best_hand_made"]
-        # a change that rounds to 0 % is neither less nor more error
-        verdict = ("0 % change in" if math.isfinite(change) and round(abs(change) * 100) == 0 else
-                   f"{abs(change) * 100:.0f} % {'less' if change < 0 else 'more'}")
         name = "learned" + (f" ({top['variant']})" if top["variant"] else "")
         trials, healthy, collapsed = (int(top[key]) for key in ("trials", "healthy_trials", "collapsed_trials"))
         state = ("healthy G in every trial" if healthy == trials else
@@ -284,8 +309,17 @@ def comparison_headline(table: pd.DataFrame) -> list[str]:
                  f"{collapsed} collapsed — a regulariser, not a learned augmentation")
         lines.append(f"{dataset}, {per_class}/class: {name} {format_mean_std(top['acc_test_mean'], top['acc_test_std'])}"
                      f" vs best hand-made {best['aug']} {format_mean_std(best['acc_test_mean'], best['acc_test_std'])}"
-                     f" → {verdict} test error ({state})" + _unfinished(block))
+                     f" → {_verdict(top['error_change_vs_best_hand_made'])} test error ({state}); choosing no "
+                     f"checkpoint: {_verdict(top['error_change_last'])} at the last report, "
+                     f"{_verdict(top['error_change_late'])} over the second half" + _unfinished(block))
     return lines
+
+
+def _verdict(change: float) -> str:
+    """``12 % less`` / ``3 % more``; a change that rounds to 0 % is neither less nor more error."""
+    if math.isfinite(change) and round(abs(change) * 100) == 0:
+        return "0 % change in"
+    return f"{abs(change) * 100:.0f} % {'less' if change < 0 else 'more'}"
 
 
 def _unfinished(block: pd.DataFrame) -> str:
@@ -361,16 +395,23 @@ def _aug_name(aug: str, variant: str) -> str:
     return AUG_NAMES.get(aug, aug) + (f" [{variant}]" if variant else "")
 
 
+def _changes(values: pd.Series) -> list[str]:
+    return [f"{c * 100:+.1f} %" if not _missing(c) else "—" for c in values]
+
+
 def display_comparison(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "dataset": table["dataset"], "train/class": table["train_per_class"],
         "augmentation": [_aug_name(a, v) for a, v in zip(table["aug"], table["variant"])], "trials": table["trials"],
         "acc/test % (mean ± std)": [format_mean_std(m, s) for m, s in zip(table["acc_test_mean"], table["acc_test_std"])],
-        "test error vs best hand-made": [f"{c * 100:+.1f} %" if not _missing(c) else "—"
-                                         for c in table["error_change_vs_best_hand_made"]],
+        "test error vs best hand-made": _changes(table["error_change_vs_best_hand_made"]),
         "best acc/val %": [format_mean_std(v, math.nan) for v in table["acc_val_mean"]],
         "acc/test % at the last report": [format_mean_std(m, s) for m, s in
                                           zip(table["acc_test_last_mean"], table["acc_test_last_std"])],
+        "test error vs best hand-made at the last report": _changes(table["error_change_last"]),
+        "acc/test % over the second half": [format_mean_std(m, s) for m, s in
+                                            zip(table["acc_test_late_mean"], table["acc_test_late_std"])],
+        "test error vs best hand-made over the second half": _changes(table["error_change_late"]),
         "healthy G": [f"{int(h)}/{int(n)}" if not _missing(h) else "—"
                       for h, n in zip(table["healthy_trials"], table["trials"])],
         "collapsed": [int(c) if not _missing(c) else "—" for c in table["collapsed_trials"]],

@@ -103,6 +103,40 @@ def test_comparison_shows_the_validation_that_chose_and_the_last_report_beside_t
     assert shown.set_index("augmentation").at["light DA", "acc/test % at the last report"] == "94.00 ± 1.41"
 
 
+def test_two_scores_that_choose_no_checkpoint_each_compare_with_the_best_hand_made_by_the_same_measure(tmp_path):
+    """Reports at epochs 5, 10, 15, 20 (the second half: 15 and 20). Light: test 90, 96, 94, 92 (best val at
+    epoch 10); trivial: 90, 90, 95, 97 (best val at 15); learned: 93, 97, 98, 98 (best val at 5). At the best
+    val light is the best hand-made (error 4) and learned has 75 % more error; at the last report trivial
+    is (error 3) and learned has 1/3 less; over the second half trivial again (96, error 4) against
+    learned's 98: half the error. The headline carries all three."""
+    run = tmp_path / "run"
+    for trial_id, values, vals, tests in [
+            ("light_0", {"aug": "light"}, (0.5, 0.9, 0.7, 0.6), (0.90, 0.96, 0.94, 0.92)),
+            ("trivial_0", {"aug": "trivial"}, (0.5, 0.6, 0.9, 0.7), (0.90, 0.90, 0.95, 0.97)),
+            ("learned_0", {}, (0.9, 0.5, 0.6, 0.7), (0.93, 0.97, 0.98, 0.98))]:
+        write_trial(run, trial_id, {"seed": 0, **values},
+                    [{"acc/val": v, "acc/test": t, **({} if values else HEALTHY)} for v, t in zip(vals, tests)])
+    summary = tables.trial_summary(analysis.load(str(run)))
+    late = summary.set_index("trial_id")["late_acc_test"]
+    assert late["light_0"] == pytest.approx(0.93)  # epochs 15 and 20 only: with epoch 10 it would be 0.94
+    assert late["trivial_0"] == pytest.approx(0.96) and late["learned_0"] == pytest.approx(0.98)
+    compared = tables.comparison(summary)
+    table = compared.set_index("aug")
+    assert set(table["best_hand_made"]) == {"light"}  # by the protocol's score
+    assert table.at["learned", "error_change_vs_best_hand_made"] == pytest.approx(0.75)
+    assert table.at["learned", "error_change_last"] == pytest.approx(-1 / 3)
+    assert table.at["learned", "acc_test_late_mean"] == pytest.approx(98.0)
+    assert table.at["learned", "error_change_late"] == pytest.approx(-0.5)
+    assert table.at["trivial", "error_change_late"] == pytest.approx(0.0)
+    assert table.at["light", "error_change_late"] == pytest.approx(0.75)
+    line, = tables.comparison_headline(compared)
+    assert line.endswith("→ 75 % more test error (healthy G in every trial); choosing no checkpoint: 33 % less at "
+                         "the last report, 50 % less over the second half"), line
+    shown = tables.display_comparison(compared).set_index("augmentation")
+    assert shown.at["learned (ours)", "test error vs best hand-made over the second half"] == "-50.0 %"
+    assert shown.at["learned (ours)", "acc/test % over the second half"] == "98.00"
+
+
 def test_health_at_the_chosen_checkpoint_and_the_collapse_epoch(study):
     summary = tables.trial_summary(analysis.load(str(study))).set_index("trial_id")
     assert summary.at["teach_0", "healthy"] and math.isnan(summary.at["teach_0", "collapsed_epoch"])
