@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from raydaug.config import LEGACY_VALUES
+from raydaug.config import LEGACY_VALUES, Config
 from raydaug.errors import NoMetricsError, NotARunError, PartFileWarning
 from raydaug.logging.parquet import METRICS_SCHEMA, PBT_EVENTS_SCHEMA, TRIALS_SCHEMA, resolve, write_table_atomic
 # the reader of the Parquet layout lives in the core (the summary of `raydaug tune` uses it too)
@@ -82,8 +82,10 @@ def load(run_dir: str, require_metrics: bool = True) -> RunData:
     metrics = latest_rows(read_table(filesystem, root, METRICS_DIR, METRICS_READ_SCHEMA, skipped))
     trials = _sorted_frame(read_table(filesystem, root, TRIALS_DIR, TRIALS_SCHEMA, skipped),
                            ["timestamp", "trial_id"])
-    # a run logged before a key existed trained with its legacy value, not today's default
-    trials["config"] = [{**LEGACY_VALUES, **json.loads(text)} for text in trials["config_json"]]
+    # a run logged before a key existed trained with its legacy value if its default changed since, else
+    # with its default: so a run from before a new key pools with one from after it as the same variant
+    unlogged = {**Config().to_dict(), **LEGACY_VALUES}
+    trials["config"] = [{**unlogged, **json.loads(text)} for text in trials["config_json"]]
     events = _sorted_frame(read_table(filesystem, root, EVENTS_DIR, PBT_EVENTS_SCHEMA, skipped),
                            ["timestamp", "dst_trial", "key"])
     for path, reason in skipped:

@@ -34,8 +34,10 @@ GADV_FORMS = ("paper", "code")
 
 # keys whose default changed after runs were first logged, with the value a run logged before the key existed
 # trained with: analysis and schedule replay fill them into an older run's config (teacher_weight 0 there: the
-# teacher's term did not exist; base_aug none: G worked on the raw images; eval_ema false: acc/* measured C)
-LEGACY_VALUES: dict[str, Any] = {"base_aug": "none", "teacher_weight": 0.0, "eval_ema": False}
+# teacher's term did not exist; base_aug none: G worked on the raw images; eval_ema false: acc/* measured C;
+# div_weight 0: no mode-seeking term). Every other key a run did not log is its default (a key is added with
+# the default that keeps the earlier behaviour).
+LEGACY_VALUES: dict[str, Any] = {"base_aug": "none", "teacher_weight": 0.0, "eval_ema": False, "div_weight": 0.0}
 # Hyperparameters PBT may mutate; apply_hparams() pushes them into a live TrainState.
 MUTABLE_HPARAMS = ("alpha", "beta", "gamma", "teacher_weight", "lr_c", "lr_g", "lr_dc", "lr_dd")
 # the metric that reports each one's live value (docs/analysis.md, "Columns"): the loss weights as hp/*, a

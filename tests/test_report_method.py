@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import analysis
-from analysis import tables
+from analysis import companions, tables
 from raydaug.cli import main
 from raydaug.config import Config
 from raydaug.logging import parquet as P
@@ -18,11 +18,14 @@ from raydaug.logging import parquet as P
 T0 = 1_700_000_000.0
 
 
-def write_trial(run_dir: Path, trial_id: str, values: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-    """A trial that reports every 5 epochs and, unless ``values`` says otherwise, finished at its last row."""
+def write_trial(run_dir: Path, trial_id: str, values: dict[str, Any], rows: list[dict[str, Any]],
+                unlogged: tuple[str, ...] = ()) -> None:
+    """A trial that reports every 5 epochs and, unless ``values`` says otherwise, finished at its last row;
+    its logged config lacks the keys ``unlogged`` (a run from before they existed)."""
     values = {"epochs": 5 * len(rows), **values}
+    config = {key: value for key, value in Config.from_dict(values).to_dict().items() if key not in unlogged}
     trials = P.trials_writer(str(run_dir))
-    trials.append({**P.trial_row(trial_id, "start", 0, Config.from_dict(values).to_dict()), "timestamp": T0})
+    trials.append({**P.trial_row(trial_id, "start", 0, config), "timestamp": T0})
     trials.flush()
     writer = P.metrics_writer(str(run_dir), trial_id)
     for iteration, metrics in enumerate(rows, start=1):
@@ -135,6 +138,24 @@ def test_two_scores_that_choose_no_checkpoint_each_compare_with_the_best_hand_ma
     shown = tables.display_comparison(compared).set_index("augmentation")
     assert shown.at["learned (ours)", "test error vs best hand-made over the second half"] == "-50.0 %"
     assert shown.at["learned (ours)", "acc/test % over the second half"] == "98.00"
+
+
+def test_a_run_logged_before_a_key_existed_pools_with_a_later_run_as_the_same_variant(tmp_path):
+    """A key a run did not log is its default (replay_size, added off), or its legacy value where the default
+    changed since (div_weight: the mode-seeking term did not exist, 0, where today's default is 0.003)."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    write_trial(old, "light_0", {"aug": "light", "seed": 0}, scored(0.96))
+    write_trial(old, "learned_0", {"seed": 0, "div_weight": 0.003}, scored(0.98, HEALTHY),
+                unlogged=("replay_size", "replay_every"))
+    write_trial(new, "learned_1", {"seed": 1}, scored(0.97, HEALTHY))
+    write_trial(new, "light_1", {"aug": "light", "seed": 1}, scored(0.98))
+    write_trial(old, "nodiv_0", {"seed": 0}, scored(0.99, HEALTHY), unlogged=("div_weight",))
+    run, _, _ = companions.gather(analysis.load(str(old)), pool=[str(new)])
+    table = tables.comparison(tables.trial_summary(run)).set_index(["aug", "variant"])
+    # learned_0 and learned_1 (both with the term): one variant across the runs
+    assert table.at[("learned", "div_weight=0.003"), "trials"] == 2
+    assert table.at[("learned", "div_weight=0.003"), "acc_test_mean"] == pytest.approx(97.5)
+    assert table.at[("learned", "div_weight=0"), "trials"] == 1
 
 
 def test_health_at_the_chosen_checkpoint_and_the_collapse_epoch(study):
