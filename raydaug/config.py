@@ -77,8 +77,6 @@ class Config:
     stn_bound: float = 0.0  # θ = I + stn_bound·tanh(·) entrywise; 0 = unbounded (the paper)
     res_bound: float = 0.0  # U-Net residual = res_bound·tanh(·) in normalised units; 0 = unbounded
     g_every: int = 1  # G, DC and DD update on every g_every-th step; C trains on G(x) at every step
-    replay_size: int = 0  # G snapshots kept: half of C's augmented images come from one of them (0 = off)
-    replay_every: int = 10  # epochs between two snapshots of G (with replay_size > 0)
     # loss weights and optimisers
     alpha: float = 0.1
     beta: float = 0.05
@@ -149,10 +147,9 @@ class Config:
         _choice("device", self.device, DEVICES)
         _choice("gadv_form", self.gadv_form, GADV_FORMS)
         for key in ("image_size", "train_per_class", "batch_size", "epochs", "noise_dim", "ngf",
-                    "eval_every", "checkpoint_every", "g_every", "replay_every"):
+                    "eval_every", "checkpoint_every", "g_every"):
             _at_least(key, getattr(self, key), 1)
         _at_least("val_per_class", self.val_per_class, 0)
-        _at_least("replay_size", self.replay_size, 0)
         _at_least("seed", self.seed, 0)
         _at_least("replicate", self.replicate, 0)
         for key in ("alpha", "beta", "gamma", "weight_decay_c", "div_weight", "teacher_weight", "stn_bound",
@@ -191,9 +188,6 @@ class Config:
             )
         if self.aug == "learned" and self.use_enc and not self.use_dec:
             raise ConfigError("use_enc=true needs use_dec=true: ENC is the encoder half of the U-Net")
-        if self.replay_size and not (self.trains_generator and self.g_is_adversarial):
-            raise ConfigError("replay_size > 0 replays snapshots of a G that trains adversarially: it needs "
-                              "aug=learned, joint=true and one of use_dc, use_dd, use_gadv")
         if not self.joint:
             if self.aug != "learned":
                 raise ConfigError("joint=false (C on a frozen G) only makes sense with aug=learned")

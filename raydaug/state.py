@@ -40,8 +40,6 @@ class TrainState:
     epoch: int = 0
     step: int = 0
     best: dict[str, float] = field(default_factory=lambda: {"acc/val": -1.0, "acc/test": -1.0, "epoch": -1})
-    # frozen copies of G from earlier epochs, oldest first (replay_size > 0): half of C's augmented images
-    replay: list[nn.Module] = field(default_factory=list)
 
     def parameters(self, name: str) -> list[nn.Parameter]:
         return list(self.nets[name].parameters()) if name in self.nets else []
@@ -111,19 +109,6 @@ def update_teacher(state: TrainState) -> None:
             mine.copy_(source)
 
 
-def _frozen_copy_of_g(state: TrainState) -> nn.Module:
-    return copy.deepcopy(_plain(state.nets["g"])).requires_grad_(False).eval()
-
-
-def take_snapshot(state: TrainState) -> None:
-    """After every ``replay_every``-th epoch a frozen copy of G joins the replay buffer; beyond
-    ``replay_size`` copies the oldest leaves (TeachAugment's replay of its augmenter, Suzuki 2022)."""
-    config = state.config
-    if not config.replay_size or state.epoch % config.replay_every:
-        return
-    state.replay = [*state.replay, _frozen_copy_of_g(state)][-config.replay_size:]
-
-
 def _tensors(module: nn.Module) -> list[torch.Tensor]:
     return [*module.parameters(), *module.buffers()]
 
@@ -183,7 +168,6 @@ def state_dict(state: TrainState) -> dict[str, Any]:
         "epoch": state.epoch,
         "step": state.step,
         "best": dict(state.best),
-        "replay": [snapshot.state_dict() for snapshot in state.replay],
         "rng": _rng_state(),
     }
 
@@ -211,12 +195,6 @@ def load_state_dict(state: TrainState, payload: dict[str, Any], restore_rng: boo
     state.epoch = int(payload["epoch"])
     state.step = int(payload["step"])
     state.best = dict(payload["best"])
-    kept = payload.get("replay") or []  # a checkpoint from before the key held none
-    state.replay = []
-    for snapshot_state in kept[-state.config.replay_size:] if state.config.replay_size else []:
-        snapshot = _frozen_copy_of_g(state)
-        snapshot.load_state_dict(snapshot_state)
-        state.replay.append(snapshot)
     if restore_rng:
         _set_rng_state(payload["rng"])
     apply_hparams(state, state.config)

@@ -168,24 +168,10 @@ def train_step(state: TrainState, splits: Splits, raw: torch.Tensor, y: torch.Te
             z2 = sample_noise(state, x.shape[0])
             diversity = (generator(x, z2), z, z2)
         metrics.update(g_step(state, x, y, fake, diversity))
-    augmented = fake if cooperative else fake.detach()
-    if state.replay:
-        augmented = replayed(state, x, z, augmented)
-    metrics.update(c_step(state, x, y, augmented, train_generator=cooperative))
+    metrics.update(c_step(state, x, y, fake if cooperative else fake.detach(), train_generator=cooperative))
     update_teacher(state)
     state.step += 1
     return metrics
-
-
-def replayed(state: TrainState, x: torch.Tensor, z: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """C's augmented images with their second half made by one snapshot of the replay buffer, drawn
-    uniformly, on the same x and z: C keeps training on the augmentations of G's past as well as on its
-    latest."""
-    half = x.shape[0] // 2
-    pick = int(torch.randint(len(state.replay), ()))
-    with torch.no_grad():
-        past = state.replay[pick](x[half:], z[half:])
-    return torch.cat([fake[:half], past])
 
 
 @torch.inference_mode()

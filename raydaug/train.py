@@ -20,7 +20,7 @@ from .config import HPARAM_METRICS, Config
 from .data import NUM_CLASSES, Splits, load_splits
 from .errors import ConfigError, NonFiniteLossError
 from .state import (TrainState, apply_hparams, build_state, checkpoint_file, load_state_dict,
-                           resolve_device, state_dict, take_snapshot)
+                           resolve_device, state_dict)
 from .steps import augmentation_health, evaluate, train_step
 
 LOSS_PLAYERS = {"loss/dc": "DC", "loss/dd": "DD", "loss/g": "G", "loss/c": "C"}
@@ -162,7 +162,6 @@ class Trainer:
             torch.cuda.synchronize(self.device)
         self.accumulator.seconds += time.perf_counter() - started
         self.state.epoch += 1
-        take_snapshot(self.state)
         self.accumulator.check_finite(f"epoch {self.state.epoch}, iteration {self.iteration}")
 
     def train_iteration(self) -> dict[str, Any]:

@@ -1,7 +1,6 @@
 """The pieces that keep G a class-preserving augmentation on few images: the hand-made augmentation under
 G, the discriminators' differentiable augmentation, the EMA teacher, bounded transforms, the collapse
 metrics, and G's pass through C leaving C untouched."""
-import copy
 import math
 
 import pytest
@@ -228,75 +227,6 @@ def test_g_every_updates_g_and_the_discriminators_on_their_turns_only_and_c_at_e
     assert all(moved["c"])
 
 
-def _params(module: torch.nn.Module) -> list[torch.Tensor]:
-    return [p.detach().clone() for p in module.parameters()]
-
-
-def _same(a: list[torch.Tensor], b) -> bool:
-    return all(torch.equal(x, y) for x, y in zip(a, b))
-
-
-def test_replay_keeps_a_frozen_copy_of_g_every_replay_every_epochs_and_drops_the_oldest():
-    trainer = Trainer(tiny(replay_size=2, replay_every=2, epochs=6))
-    state = trainer.state
-    g_after = {}
-    for epoch in range(1, 7):
-        trainer.train_epoch()
-        g_after[epoch] = _params(state.nets["g"])
-        assert len(state.replay) == min(2, epoch // 2), epoch
-        if epoch == 2:
-            first = state.replay[0]
-    assert all(not p.requires_grad for snapshot in state.replay for p in snapshot.parameters())
-    # the buffer holds G as it was after epochs 4 and 6; epoch 2's copy left, and no copy moved with G
-    assert _same(g_after[4], state.replay[0].parameters()) and _same(g_after[6], state.replay[1].parameters())
-    assert _same(g_after[2], first.parameters()) and not _same(g_after[2], g_after[6])
-    assert not Trainer(tiny()).state.replay  # off by default
-
-
-def test_replay_gives_c_half_its_augmented_images_from_a_snapshot_of_g(monkeypatch):
-    """C's batch is [x, augmented]: the first half of augmented is the live G's G(x, z), the second half
-    the snapshot's on the same x and z, not the live G's."""
-    trainer = Trainer(tiny(replay_size=1, div_weight=0.0))
-    state = trainer.state
-    trainer.train_epoch()
-    snapshot = copy.deepcopy(state.nets["g"]).requires_grad_(False)
-    with torch.no_grad():
-        snapshot.stn.head[-1].bias.add_(0.3)  # a G from another time: it shifts and zooms differently
-    state.replay = [snapshot]
-    raw, y, pair = _batch(trainer)
-    z = sample_noise(state, raw.shape[0])
-    monkeypatch.setattr(steps, "sample_noise", lambda _state, n: z[:n])
-    live = copy.deepcopy(state.nets["g"])  # G before this step's update made C's augmented images
-    seen = _record_inputs(trainer, "c")
-    train_step(state, trainer.splits, raw, y, pair)
-    images, = seen[-1]
-    x, augmented = images.chunk(2)
-    with torch.no_grad():
-        assert torch.allclose(augmented[:5], live(x[:5], z[:5]), atol=1e-5)
-        assert torch.allclose(augmented[5:], snapshot(x[5:], z[5:]), atol=1e-5)
-        assert not torch.allclose(augmented[5:], live(x[5:], z[5:]), atol=1e-3)
-
-
-def test_the_replay_buffer_is_checkpointed_and_a_resume_is_exact(tmp_path):
-    config = tiny(replay_size=2, replay_every=1, epochs=3)
-    trainer = Trainer(config)
-    trainer.train_epoch()
-    trainer.train_epoch()
-    trainer.save(tmp_path / "state.pt")
-    kept = [_params(snapshot) for snapshot in trainer.state.replay]
-    trainer.train_epoch()
-    expected = _params(trainer.state.nets["c"])
-    fresh = Trainer(config)
-    fresh.restore(tmp_path / "state.pt")
-    assert len(fresh.state.replay) == 2
-    assert all(_same(k, snapshot.parameters()) for k, snapshot in zip(kept, fresh.state.replay))
-    fresh.train_epoch()
-    assert _same(expected, fresh.state.nets["c"].parameters())
-    shorter = Trainer(config.replace(replay_size=1))  # a smaller buffer keeps the newest
-    shorter.restore(tmp_path / "state.pt")
-    assert len(shorter.state.replay) == 1 and _same(kept[1], shorter.state.replay[0].parameters())
-
-
 def test_a_checkpoint_without_the_ema_is_refused_by_a_run_that_keeps_one(tmp_path):
     from raydaug.errors import CheckpointError
 
@@ -362,10 +292,6 @@ def test_unbounded_transforms_are_the_paper_default():
     ({"res_bound": -0.1}, "res_bound=-0.1 is out of range"),
     ({"eval_ema": "maybe"}, "'eval_ema' expects bool"),
     ({"g_every": 0}, "g_every=0 is out of range"),
-    ({"replay_size": -1}, "replay_size=-1 is out of range"),
-    ({"replay_every": 0}, "replay_every=0 is out of range"),
-    ({"replay_size": 2, "aug": "trivial"}, "replay_size > 0 replays snapshots of a G that trains adversarially"),
-    ({"replay_size": 2, "use_dc": False, "use_dd": False, "use_gadv": False}, "needs aug=learned, joint=true"),
 ])
 def test_new_keys_reject_bad_values(values, fragment):
     with pytest.raises(ConfigError) as error:

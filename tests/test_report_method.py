@@ -141,12 +141,12 @@ def test_two_scores_that_choose_no_checkpoint_each_compare_with_the_best_hand_ma
 
 
 def test_a_run_logged_before_a_key_existed_pools_with_a_later_run_as_the_same_variant(tmp_path):
-    """A key a run did not log is its default (replay_size, added off), or its legacy value where the default
+    """A key a run did not log is its default (g_every, disc_aug_p: added off), or its legacy value where the default
     changed since (div_weight: the mode-seeking term did not exist, 0, where today's default is 0.003)."""
     old, new = tmp_path / "old", tmp_path / "new"
     write_trial(old, "light_0", {"aug": "light", "seed": 0}, scored(0.96))
     write_trial(old, "learned_0", {"seed": 0, "div_weight": 0.003}, scored(0.98, HEALTHY),
-                unlogged=("replay_size", "replay_every"))
+                unlogged=("g_every", "disc_aug_p"))
     write_trial(new, "learned_1", {"seed": 1}, scored(0.97, HEALTHY))
     write_trial(new, "light_1", {"aug": "light", "seed": 1}, scored(0.98))
     write_trial(old, "nodiv_0", {"seed": 0}, scored(0.99, HEALTHY), unlogged=("div_weight",))
