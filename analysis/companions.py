@@ -96,7 +96,7 @@ def _sibling_baselines(run_dir: str) -> RunData | None:
 
 
 def gather(run: RunData, baselines: Sequence[str] = (),
-                   pool: Sequence[str] = ()) -> tuple[RunData, list[str], list[str]]:
+           pool: Sequence[str] = ()) -> tuple[RunData, list[str], list[str]]:
     """``run`` with every trial of each run in ``pool`` (``raydaug analyze --pool``: the same experiment
     on more split seeds or training runs, reported as one), plus hand-made baseline trials (aug
     none/light/strong/trivial): those of each run in ``baselines`` (``raydaug analyze --baselines``, e.g. a

@@ -316,8 +316,11 @@ def comparison_headline(table: pd.DataFrame) -> list[str]:
 
 
 def _verdict(change: float) -> str:
-    """``12 % less`` / ``3 % more``; a change that rounds to 0 % is neither less nor more error."""
-    if math.isfinite(change) and round(abs(change) * 100) == 0:
+    """``12 % less`` / ``3 % more``; a change that rounds to 0 % is neither less nor more error, and one
+    against a hand-made augmentation without error (NaN) has no relative size."""
+    if not math.isfinite(change):
+        return "an undefined change in"
+    if round(abs(change) * 100) == 0:
         return "0 % change in"
     return f"{abs(change) * 100:.0f} % {'less' if change < 0 else 'more'}"
 

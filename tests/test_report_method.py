@@ -140,6 +140,21 @@ def test_two_scores_that_choose_no_checkpoint_each_compare_with_the_best_hand_ma
     assert shown.at["learned (ours)", "acc/test % over the second half"] == "98.00"
 
 
+def test_a_change_against_a_hand_made_augmentation_without_error_is_called_undefined(tmp_path):
+    """Light reaches 100 % test accuracy at its best val but not at its last report: the protocol's relative
+    change has no size (error 0) and the headline says so instead of printing 'nan %'."""
+    run = tmp_path / "run"
+    write_trial(run, "light_0", {"aug": "light", "seed": 0},
+                [{"acc/val": 0.5, "acc/test": 0.9}, {"acc/val": 0.9, "acc/test": 1.0},
+                 {"acc/val": 0.7, "acc/test": 0.9}])
+    write_trial(run, "learned_0", {"seed": 0}, scored(0.98, HEALTHY))
+    line, = tables.comparison_headline(tables.comparison(tables.trial_summary(analysis.load(str(run)))))
+    assert "→ an undefined change in test error (healthy G in every trial)" in line, line
+    assert "nan" not in line
+    # at the last report light has error 10 and learned 80: a finite change keeps its number
+    assert "700 % more at the last report" in line, line
+
+
 def test_a_run_logged_before_a_key_existed_pools_with_a_later_run_as_the_same_variant(tmp_path):
     """A key a run did not log is its default (g_every, disc_aug_p: added off), or its legacy value where the default
     changed since (div_weight: the mode-seeking term did not exist, 0, where today's default is 0.003)."""
