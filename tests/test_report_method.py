@@ -133,11 +133,38 @@ def test_two_scores_that_choose_no_checkpoint_each_compare_with_the_best_hand_ma
     assert table.at["trivial", "error_change_late"] == pytest.approx(0.0)
     assert table.at["light", "error_change_late"] == pytest.approx(0.75)
     line, = tables.comparison_headline(compared)
-    assert line.endswith("→ 75 % more test error (healthy G in every trial); choosing no checkpoint: 33 % less at "
+    assert line.endswith("→ 75 % more test error [ahead on 0 of 1 split(s), behind on 1] (healthy G in every trial); "
+                         "choosing no checkpoint: 33 % less at "
                          "the last report, 50 % less over the second half"), line
     shown = tables.display_comparison(compared).set_index("augmentation")
     assert shown.at["learned (ours)", "test error vs best hand-made over the second half"] == "-50.0 %"
     assert shown.at["learned (ours)", "acc/test % over the second half"] == "98.00"
+
+
+def test_the_change_is_compared_split_by_split_with_a_paired_bootstrap_interval(tmp_path):
+    """Light: 96 and 98 on splits 0 and 1 (errors 4, 2); learned: 97 and 98.5 (errors 3, 1.5), each a quarter
+    less error than light on its own split, so every paired resample of the splits gives -25 %: the interval
+    is that point. Resampling the two arms apart would mix split 0's learned error with split 1's light
+    error (3 against 2: +50 %). A replicate of a split is averaged into it (learned split 1: 98.4 and 98.6),
+    and a split that only one arm has (light's split 2) is not paired."""
+    run = tmp_path / "run"
+    for trial_id, values, test in [("light_0", {"aug": "light", "seed": 0}, 0.96),
+                                   ("light_1", {"aug": "light", "seed": 1}, 0.98),
+                                   ("light_2", {"aug": "light", "seed": 2}, 0.97),
+                                   ("learned_0", {"seed": 0}, 0.97),
+                                   ("learned_1", {"seed": 1}, 0.984),
+                                   ("learned_1r", {"seed": 1, "replicate": 1}, 0.986)]:
+        write_trial(run, trial_id, values, scored(test, None if "aug" in values else HEALTHY))
+    table = tables.comparison(tables.trial_summary(analysis.load(str(run)))).set_index("aug")
+    learned = table.loc["learned"]
+    assert (learned["paired_splits"], learned["ahead_splits"], learned["behind_splits"]) == (2, 2, 0)
+    assert learned["error_change_ci_low"] == pytest.approx(-0.25) and learned["error_change_ci_high"] == pytest.approx(-0.25)
+    light = table.loc["light"]
+    assert (light["paired_splits"], light["ahead_splits"], light["behind_splits"]) == (3, 0, 0)
+    assert light["error_change_ci_low"] == light["error_change_ci_high"] == 0.0
+    shown = tables.display_comparison(tables.comparison(tables.trial_summary(analysis.load(str(run)))))
+    row = shown.set_index("augmentation").loc["learned (ours)"]
+    assert (row["95 % CI over splits"], row["splits ahead / behind"]) == ("-25.0 % to -25.0 %", "2 / 0 of 2")
 
 
 def test_a_change_against_a_hand_made_augmentation_without_error_is_called_undefined(tmp_path):
@@ -149,7 +176,8 @@ def test_a_change_against_a_hand_made_augmentation_without_error_is_called_undef
                  {"acc/val": 0.7, "acc/test": 0.9}])
     write_trial(run, "learned_0", {"seed": 0}, scored(0.98, HEALTHY))
     line, = tables.comparison_headline(tables.comparison(tables.trial_summary(analysis.load(str(run)))))
-    assert "→ an undefined change in test error (healthy G in every trial)" in line, line
+    assert "→ an undefined change in test error [ahead on 0 of 1 split(s), behind on 1] (healthy G in every trial)" \
+        in line, line
     assert "nan" not in line
     # at the last report light has error 10 and learned 80: a finite change keeps its number
     assert "700 % more at the last report" in line, line
@@ -208,7 +236,9 @@ def test_the_headline_names_a_collapsed_winner_for_what_it_is(tmp_path, study):
     assert "67 % less test error" in line and "UNHEALTHY G" in line and "1 collapsed" in line
     healthy_only = summary[summary["trial_id"] != "blob_0"]
     line, = tables.comparison_headline(tables.comparison(healthy_only))
-    assert "33 % less test error (healthy G in every trial)" in line
+    # split 0: error 1.5 against light's 4 (-62.5 %), split 1: 2.5 against 2 (+25 %): the bootstrap's bounds
+    assert ("33 % less test error [95 % CI -62 % to +25 %; ahead on 1 of 2 split(s), behind on 1] (healthy G in "
+            "every trial)") in line, line
 
 
 def test_a_trial_that_has_not_reached_its_epochs_is_counted_and_the_headline_calls_the_result_partial(
