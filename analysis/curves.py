@@ -20,7 +20,7 @@ from matplotlib.ticker import MaxNLocator
 from analysis.load import PARTITION_KEY, RunData, config_dicts
 
 MAX_LEGEND = 12
-HEALTH_METRICS = ("aug/label_kept", "aug/x_div", "aug/l1", "aug/affine_dev", "aug/warp_px", "aug/z_div", "acc/aug")
+HEALTH_METRICS = ("aug/label_kept", "aug/x_div", "aug/l1", "aug/affine_dev", "aug/z_div", "acc/aug")
 
 
 def new_figure(columns: int, rows: int = 1, width: float = 5.0, height: float = 3.6) -> tuple[Figure, Any]:
@@ -243,9 +243,9 @@ def fig4_joint_vs_frozen(run: RunData, summary: pd.DataFrame, out_dir: Path) -> 
 
 
 def augmentation_health(run: RunData, out_dir: Path) -> list[Path]:
-    """aug/label_kept, aug/x_div, aug/l1, aug/affine_dev, aug/warp_px (with a warp), aug/z_div and acc/aug vs
-    epoch per trial: does G(x) keep its label and depend on x (collapse shows as both falling), does the STN
-    drift, does the noise still matter? The health thresholds of analysis.tables are drawn as dashed lines."""
+    """aug/label_kept, aug/x_div, aug/l1, aug/affine_dev, aug/z_div and acc/aug vs epoch per trial: does G(x)
+    keep its label and depend on x (collapse shows as both falling), does the STN drift, does the noise
+    still matter? The health thresholds of analysis.tables are drawn as dashed lines."""
     from analysis.tables import COLLAPSE_LABEL_KEPT, COLLAPSE_X_DIV, HEALTHY_LABEL_KEPT, HEALTHY_X_DIV
     present = [m for m in HEALTH_METRICS if run.metrics[m].notna().any()]
     if not present:
@@ -253,7 +253,6 @@ def augmentation_health(run: RunData, out_dir: Path) -> list[Path]:
     trials = _per_trial(run)
     figure, axes = new_figure(len(present), width=4.2)
     titles = {"aug/l1": "mean |G(x,z) − x|", "aug/affine_dev": "mean ‖θ − I‖ (STN)",
-              "aug/warp_px": "mean warp (px)",
               "aug/z_div": "mean |G(x,z1) − G(x,z2)|", "acc/aug": "C accuracy on G(x)",
               "aug/label_kept": "G(x) keeping its label", "aug/x_div": "G(x) varies with x"}
     thresholds = {"aug/label_kept": (HEALTHY_LABEL_KEPT, COLLAPSE_LABEL_KEPT), "aug/x_div": (HEALTHY_X_DIV, COLLAPSE_X_DIV)}

@@ -76,7 +76,6 @@ class Config:
     disc_aug_p: float = 0.0  # probability of a differentiable translation + cutout of each DC/DD input
     stn_bound: float = 0.0  # θ = I + stn_bound·tanh(·) entrywise; 0 = unbounded (the paper)
     res_bound: float = 0.0  # U-Net residual = res_bound·tanh(·) in normalised units; 0 = unbounded
-    warp_bound: float = 0.0  # STN's displacement field, ±warp_bound (normalised coords) per 4×4 control point; 0 = off
     g_every: int = 1  # G, DC and DD update on every g_every-th step; C trains on G(x) at every step
     # loss weights and optimisers
     alpha: float = 0.1
@@ -154,7 +153,7 @@ class Config:
         _at_least("seed", self.seed, 0)
         _at_least("replicate", self.replicate, 0)
         for key in ("alpha", "beta", "gamma", "weight_decay_c", "div_weight", "teacher_weight", "stn_bound",
-                    "res_bound", "warp_bound"):
+                    "res_bound"):
             _finite_range(key, getattr(self, key), 0.0, math.inf, "≥ 0")
         _finite_range("teacher_decay", self.teacher_decay, 0.0, 1.0, "in [0, 1)", strict_high=True)
         _finite_range("disc_aug_p", self.disc_aug_p, 0.0, 1.0, "in [0, 1]")
@@ -187,9 +186,6 @@ class Config:
                 "aug=learned needs a generator: at least one of use_stn, use_dec must be true "
                 "(use aug=none for the classifier alone)"
             )
-        if self.warp_bound > 0 and not self.use_stn:
-            raise ConfigError(f"warp_bound={self.warp_bound} needs use_stn=true: the warp is part of the STN's "
-                              "sampling grid")
         if self.aug == "learned" and self.use_enc and not self.use_dec:
             raise ConfigError("use_enc=true needs use_dec=true: ENC is the encoder half of the U-Net")
         if not self.joint:
@@ -282,7 +278,7 @@ PRESETS.update({f"hand_{aug}": {"aug": aug} for aug in BASE_AUGS})
 # the paper's method alone: G on the raw images, no teacher, no mode-seeking term, unbounded transforms, no
 # discriminator augmentation (raydaug's defaults add the first three to keep G class-preserving and diverse)
 PRESETS["paper_method"] = {"aug": "learned", "base_aug": "none", "teacher_weight": 0.0, "div_weight": 0.0,
-                           "stn_bound": 0.0, "res_bound": 0.0, "warp_bound": 0.0, "disc_aug_p": 0.0}
+                           "stn_bound": 0.0, "res_bound": 0.0, "disc_aug_p": 0.0}
 
 
 def _preset_names(preset: str) -> list[str]:

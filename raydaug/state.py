@@ -18,8 +18,7 @@ PLAYERS = ("g", "dc", "dd", "c")
 # keys whose change alters the nets or the data: a checkpoint cannot cross them (the bounds are part of
 # G's function, fixed when it is built)
 ARCHITECTURE_KEYS = ("dataset", "image_size", "aug", "joint", "use_stn", "use_enc", "use_dec", "use_dc",
-                     "use_dd", "noise_dim", "ngf", "classifier", "disc", "stn_bound", "res_bound",
-                     "warp_bound")
+                     "use_dd", "noise_dim", "ngf", "classifier", "disc", "stn_bound", "res_bound")
 
 
 def resolve_device(name: str) -> torch.device:

@@ -193,8 +193,7 @@ LABEL_KEPT_MIN_SHARE = 4  # aug/label_kept needs the teacher to know at least 1/
 def augmentation_health(state: TrainState, x: torch.Tensor, y: torch.Tensor, z1: torch.Tensor,
                         z2: torch.Tensor) -> Metrics:
     """On a fixed batch of normalised training images ``x`` (labels ``y``) and fixed noise:
-    ``aug/l1`` mean |G(x,z) − x|; ``aug/affine_dev`` mean ‖θ − I‖; ``aug/warp_px`` (with ``warp_bound``)
-    the STN displacement field's mean length in pixels; ``aug/z_div`` mean |G(x,z1) − G(x,z2)|;
+    ``aug/l1`` mean |G(x,z) − x|; ``aug/affine_dev`` mean ‖θ − I‖; ``aug/z_div`` mean |G(x,z1) − G(x,z2)|;
     ``aug/x_div`` how much G(x) still depends on x: mean |G(x_i) − G(x_j)| over pairs of different
     images relative to mean |x_i − x_j| (1 for the identity, 0 for a G that gives one image for every
     input); ``aug/label_kept`` the fraction of G(x) that the EMA teacher still gives label y, among the x
@@ -209,9 +208,6 @@ def augmentation_health(state: TrainState, x: torch.Tensor, y: torch.Tensor, z1:
                                 / (x - x.roll(1, dims=0)).abs().mean().clamp_min(1e-8))
     if theta is not None:
         metrics["aug/affine_dev"] = (theta - generator.stn.identity).flatten(1).norm(dim=1).mean()
-        if generator.stn.warp is not None:  # the warp's mean displacement, in pixels
-            _, field = generator.stn.sampling(x, z1)
-            metrics["aug/warp_px"] = field.norm(dim=-1).mean() * (x.shape[-1] / 2)
     if state.teacher is not None:
         known = state.teacher(x).argmax(dim=1) == y
         kept = (state.teacher(fake1).argmax(dim=1) == y) & known

@@ -21,7 +21,6 @@ METRIC_COLUMNS = (
     "loss/c", "loss/g", "loss/dc", "loss/dd", "acc/train", "acc/val", "acc/test", "acc/aug",
     "lr/c", "lr/g", "lr/dc", "lr/dd", "hp/alpha", "hp/beta", "hp/gamma", "hp/teacher_weight", "epoch", "step",
     "time/step_ms", "time/samples_per_s", "aug/l1", "aug/affine_dev", "aug/z_div", "aug/x_div", "aug/label_kept",
-    "aug/warp_px",
 )
 _INT_COLUMNS = {"epoch", "step"}
 METRICS_SCHEMA = pa.schema(

@@ -11,11 +11,10 @@ from .unet import UNet
 class Generator(nn.Module):
     def __init__(self, channels: int, image_size: int, noise_dim: int, ngf: int,
                  use_stn: bool, use_enc: bool, use_dec: bool, background: torch.Tensor,
-                 stn_bound: float = 0.0, res_bound: float = 0.0, warp_bound: float = 0.0):
+                 stn_bound: float = 0.0, res_bound: float = 0.0):
         super().__init__()
         self.noise_dim = noise_dim
-        self.stn = SpatialTransformer(channels, image_size, noise_dim, ngf, stn_bound,
-                                      warp_bound=warp_bound) if use_stn else None
+        self.stn = SpatialTransformer(channels, image_size, noise_dim, ngf, stn_bound) if use_stn else None
         self.unet = UNet(channels, image_size, noise_dim, ngf, use_enc, res_bound) if use_dec else None
         self.register_buffer("background", background.reshape(1, channels, 1, 1).clone())
 
@@ -34,5 +33,4 @@ class Generator(nn.Module):
 
 def build_generator(config, channels: int, background: torch.Tensor) -> Generator:
     return Generator(channels, config.image_size, config.noise_dim, config.ngf, config.use_stn,
-                     config.use_enc, config.use_dec, background, config.stn_bound, config.res_bound,
-                     config.warp_bound)
+                     config.use_enc, config.use_dec, background, config.stn_bound, config.res_bound)
