@@ -77,7 +77,6 @@ class Config:
     stn_bound: float = 0.0  # θ = I + stn_bound·tanh(·) entrywise; 0 = unbounded (the paper)
     res_bound: float = 0.0  # U-Net residual = res_bound·tanh(·) in normalised units; 0 = unbounded
     g_every: int = 1  # G, DC and DD update on every g_every-th step; C trains on G(x) at every step
-    meta_lr: float = 0.0  # bilevel term in L_G: CE on other training images of C after one SGD step of this size on G(x); 0 = off
     # loss weights and optimisers
     alpha: float = 0.1
     beta: float = 0.05
@@ -154,7 +153,7 @@ class Config:
         _at_least("seed", self.seed, 0)
         _at_least("replicate", self.replicate, 0)
         for key in ("alpha", "beta", "gamma", "weight_decay_c", "div_weight", "teacher_weight", "stn_bound",
-                    "res_bound", "meta_lr"):
+                    "res_bound"):
             _finite_range(key, getattr(self, key), 0.0, math.inf, "≥ 0")
         _finite_range("teacher_decay", self.teacher_decay, 0.0, 1.0, "in [0, 1)", strict_high=True)
         _finite_range("disc_aug_p", self.disc_aug_p, 0.0, 1.0, "in [0, 1]")

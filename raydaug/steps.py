@@ -12,7 +12,6 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
 
 from .data import Splits, baseline_augment, disc_augment
 from .losses import bce_real, discriminator_loss, fool_classifier, mode_seeking
@@ -75,28 +74,12 @@ def dd_step(state: TrainState, x: torch.Tensor, x_pair: torch.Tensor, fake: torc
     return {"loss/dd": loss.detach()}
 
 
-def lookahead_loss(state: TrainState, fake: torch.Tensor, y: torch.Tensor, x_meta: torch.Tensor) -> torch.Tensor:
-    """The bilevel term (Mounsaveng et al. 2021): CE on ``x_meta`` (other real images, labels ``y``) of C after
-    one SGD step of size ``meta_lr`` on CE(C(``fake``), y), differentiable in ``fake`` through that step. C is
-    evaluated in eval mode and its parameters are not changed: the step is taken on copies in the graph."""
-    c = state.nets["c"]
-    params = dict(c.named_parameters())
-    buffers = dict(c.named_buffers())
-    with evaluating(c):
-        inner = F.cross_entropy(functional_call(c, (params, buffers), (fake,)), y)
-        grads = torch.autograd.grad(inner, list(params.values()), create_graph=True)
-        stepped = {name: param - state.config.meta_lr * grad for (name, param), grad in zip(params.items(), grads)}
-        return F.cross_entropy(functional_call(c, (stepped, buffers), (x_meta,)), y)
-
-
 def generator_loss(state: TrainState, x: torch.Tensor, y: torch.Tensor, fake: torch.Tensor,
-                   diversity: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
-                   x_meta: torch.Tensor | None = None) -> torch.Tensor:
+                   diversity: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """L_G = α·adv(DC) + β·adv(DD) + γ·(fool C), each term present only when its switch is on, plus the
     optional mode-seeking term ``div_weight · ms(G(x,z1), G(x,z2))`` given ``diversity = (fake2, z1, z2)``
-    and the teacher term ``teacher_weight · CE(teacher(G(x)), y)``, and with ``meta_lr`` > 0 the bilevel term
-    :func:`lookahead_loss` on ``x_meta``. DC and DD see their augmented view of ``fake``; C is evaluated in
-    eval mode (its buffers stay as they were, no dropout)."""
+    and the teacher term ``teacher_weight · CE(teacher(G(x)), y)``. DC and DD see their augmented view
+    of ``fake``; C is evaluated in eval mode (its buffers stay as they were, no dropout)."""
     config = state.config
     loss = fake.new_zeros(())
     if diversity is not None:
@@ -111,18 +94,13 @@ def generator_loss(state: TrainState, x: torch.Tensor, y: torch.Tensor, fake: to
             loss = loss + config.gamma * fool_classifier(c(fake), y, config.gadv_form)
     if config.teacher_weight > 0:
         loss = loss + config.teacher_weight * F.cross_entropy(state.teacher(fake), y)
-    if config.meta_lr > 0:
-        loss = loss + lookahead_loss(state, fake, y, x_meta)
     return loss
 
 
 def g_step(state: TrainState, x: torch.Tensor, y: torch.Tensor, fake: torch.Tensor,
-           diversity: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
-           x_meta: torch.Tensor | None = None) -> Metrics:
-    """``fake`` must carry G's graph; the discriminators are evaluated after their own updates. ``x_meta``:
-    the real images of the bilevel term (``meta_lr`` > 0): the same-class partners of ``x``, without the
-    hand-made augmentation."""
-    loss = generator_loss(state, x, y, fake, diversity, x_meta)
+           diversity: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> Metrics:
+    """``fake`` must carry G's graph; the discriminators are evaluated after their own updates."""
+    loss = generator_loss(state, x, y, fake, diversity)
     _update(state, "g", loss)
     return {"loss/g": loss.detach()}
 
@@ -165,8 +143,6 @@ def train_step(state: TrainState, splits: Splits, raw: torch.Tensor, y: torch.Te
         state.step += 1
         return metrics
     base = config.base_augmentation
-    # the bilevel term's outer images: the partners as they are, before the hand-made augmentation
-    x_meta = splits.normalize(raw_pair) if config.meta_lr > 0 else None
     if base != "none":  # G transforms the hand-made augmentation; DC and DD see it as real
         raw = baseline_augment(base, raw, config.dataset)
         if raw_pair is not None:
@@ -191,7 +167,7 @@ def train_step(state: TrainState, splits: Splits, raw: torch.Tensor, y: torch.Te
         if config.div_weight > 0:
             z2 = sample_noise(state, x.shape[0])
             diversity = (generator(x, z2), z, z2)
-        metrics.update(g_step(state, x, y, fake, diversity, x_meta))
+        metrics.update(g_step(state, x, y, fake, diversity))
     metrics.update(c_step(state, x, y, fake if cooperative else fake.detach(), train_generator=cooperative))
     update_teacher(state)
     state.step += 1

@@ -103,18 +103,14 @@ class Trainer:
     def __init__(self, config: Config, device: torch.device | None = None, splits: Splits | None = None):
         self.device = device or resolve_device(config.device)
         self.splits = splits if splits is not None else load_splits(config, self.device)
-        if config.trains_generator and config.train_per_class < 2:
-            if config.use_dd:
-                raise ConfigError("use_dd=true needs train_per_class ≥ 2: DD's real pairs are two different "
-                                  "images of one class")
-            if config.meta_lr > 0:
-                raise ConfigError(f"meta_lr={config.meta_lr} needs train_per_class ≥ 2: the bilevel term's outer "
-                                  "images are other images of each image's class")
+        if config.use_dd and config.aug == "learned" and config.joint and config.train_per_class < 2:
+            raise ConfigError("use_dd=true needs train_per_class ≥ 2: DD's real pairs are two different "
+                              "images of one class")
         background = self.splits.normalize(torch.zeros(1, self.splits.channels, 1, 1, device=self.device))
         self.state: TrainState = build_state(config, self.splits.channels, NUM_CLASSES, background, self.device)
         self.accumulator = MetricAccumulator(self.device)
         self._pair_index = _pair_tables(self.splits.train.labels)
-        self._needs_pairs = "dd" in self.state.nets or (config.meta_lr > 0 and config.trains_generator)
+        self._needs_pairs = "dd" in self.state.nets
         self._autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.amp)
         eval_generator = torch.Generator(device="cpu").manual_seed(config.seed + 1)
         n_eval = min(64, len(self.splits.train))
