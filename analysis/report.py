@@ -124,7 +124,9 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
             "Learned vs hand-made augmentation",
             "Same split and budget: acc/test (%) at each trial's best acc/val, mean ± sample std over trials "
             "(split seeds and replicates), and the relative change of test error against the best hand-made "
-            "augmentation of the group (negative: less error). Two scores that choose no checkpoint stand "
+            "augmentation of the group (negative: less error), compared split by split with it: on how many "
+            "splits (seeds, replicates averaged) each is ahead and behind, and a 95 % paired bootstrap interval of "
+            "the change over those splits. Two scores that choose no checkpoint stand "
             "beside it: the last report's acc/test and its mean over the second half of training, each compared "
             "with the hand-made augmentation that is best by the same measure. A learned G counts as healthy "
             f"when, at the chosen checkpoint, at least {tables.HEALTHY_LABEL_KEPT:.0%} of G(x) keep their label under the EMA teacher "

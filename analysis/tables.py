@@ -342,8 +342,7 @@ def comparison_headline(table: pd.DataFrame) -> list[str]:
         lines.append(f"{dataset}, {per_class}/class: {name} {format_mean_std(top['acc_test_mean'], top['acc_test_std'])}"
                      f" vs best hand-made {best['aug']} {format_mean_std(best['acc_test_mean'], best['acc_test_std'])}"
                      f" → {_verdict(top['error_change_vs_best_hand_made'])} test error{_by_split(top)} ({state}); "
-                     "choosing no "
-                     f"checkpoint: {_verdict(top['error_change_last'])} at the last report, "
+                     f"choosing no checkpoint: {_verdict(top['error_change_last'])} at the last report, "
                      f"{_verdict(top['error_change_late'])} over the second half" + _unfinished(block))
     return lines
 
