@@ -77,6 +77,7 @@ class Config:
     stn_bound: float = 0.0  # θ = I + stn_bound·tanh(·) entrywise; 0 = unbounded (the paper)
     res_bound: float = 0.0  # U-Net residual = res_bound·tanh(·) in normalised units; 0 = unbounded
     g_every: int = 1  # G, DC and DD update on every g_every-th step; C trains on G(x) at every step
+    c_views: int = 1  # augmented views of each image in C's batch: G samples (beside base(x)) or hand-made draws
     # loss weights and optimisers
     alpha: float = 0.1
     beta: float = 0.05
@@ -147,7 +148,7 @@ class Config:
         _choice("device", self.device, DEVICES)
         _choice("gadv_form", self.gadv_form, GADV_FORMS)
         for key in ("image_size", "train_per_class", "batch_size", "epochs", "noise_dim", "ngf",
-                    "eval_every", "checkpoint_every", "g_every"):
+                    "eval_every", "checkpoint_every", "g_every", "c_views"):
             _at_least(key, getattr(self, key), 1)
         _at_least("val_per_class", self.val_per_class, 0)
         _at_least("seed", self.seed, 0)
