@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import PARTITION_KEY, RunData, best_rows, config_dicts
-from raydaug.config import BASE_AUGS, MUTABLE_HPARAMS, TABLE3_ROWS
+from raydaug.config import BASE_AUGS, HAND_MADE_KEYS, MUTABLE_HPARAMS, TABLE3_ROWS
 
 # Table 1 of the paper: test accuracy (%) on the reduced training sets.
 PAPER_TABLE1: dict[tuple[str, str], float] = {
@@ -69,22 +69,26 @@ def table3_row(config: dict[str, Any]) -> str | None:
 
 
 def variant_labels(configs: dict[str, dict[str, Any]], mutated: set[str] = frozenset()) -> dict[str, str]:
-    """trial_id → a name for its learned augmentation: the config keys in which the run's learned trials
-    differ (``base_aug=trivial, teacher_weight=1``), ignoring seeds, splits and the keys a PBT scheduler
-    ``mutated`` (a population's members start from sampled values of those); "" for baselines and when
-    every learned trial is configured alike. Trials are compared within their dataset and training-set
+    """trial_id → a name for its variant: for a learned augmentation, the config keys in which the run's
+    learned trials differ (``base_aug=trivial, teacher_weight=1``), ignoring seeds, splits and the keys a
+    PBT scheduler ``mutated`` (a population's members start from sampled values of those); for a hand-made
+    one, the :data:`HAND_MADE_KEYS` in which the trials of that augmentation differ (``c_views=2``); "" when
+    every trial of its kind is configured alike. Trials are compared within their dataset and training-set
     size (the comparison's groups): a budget that differs only between datasets names no variant."""
-    groups: dict[tuple[Any, Any], dict[str, dict[str, Any]]] = {}
+    groups: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
     for trial_id, config in configs.items():
-        if config.get("aug") == "learned":
-            groups.setdefault((config.get("dataset"), config.get("train_per_class")), {})[trial_id] = config
+        if config.get("aug") in ("learned", *BASE_AUGS):
+            key = (config.get("dataset"), config.get("train_per_class"), config.get("aug"))
+            groups.setdefault(key, {})[trial_id] = config
     labels = {trial_id: "" for trial_id in configs}
-    for learned in groups.values():
-        keys = sorted({key for c in learned.values() for key in c} - NOT_A_VARIANT - set(mutated))
-        differing = [key for key in keys if len({_hashable(c.get(key)) for c in learned.values()}) > 1]
-        players = {t: _players(c) for t, c in learned.items()}
+    for (_, _, aug), trials in groups.items():
+        learned = aug == "learned"
+        candidates = {key for c in trials.values() for key in c} - NOT_A_VARIANT if learned else set(HAND_MADE_KEYS)
+        keys = sorted(candidates - set(mutated))
+        differing = [key for key in keys if len({_hashable(c.get(key)) for c in trials.values()}) > 1]
+        players = {t: _players(c) if learned else "" for t, c in trials.items()}
         name_players = len(set(players.values())) > 1
-        for trial_id, config in learned.items():
+        for trial_id, config in trials.items():
             tokens = [players[trial_id]] if name_players and players[trial_id] else []
             tokens += [f"{key}={_short(config.get(key))}" for key in differing]
             labels[trial_id] = ", ".join(tokens)
@@ -288,8 +292,8 @@ def comparison(summary: pd.DataFrame) -> pd.DataFrame:
     ``_high``: is the change larger than what the choice of splits moves it by?"""
     columns = ["dataset", "train_per_class", "aug", "variant", "trials", "acc_test_mean", "acc_test_std",
                "error_change_vs_best_hand_made", "error_change_ci_low", "error_change_ci_high", "paired_splits",
-               "ahead_splits", "behind_splits", "best_hand_made", "acc_val_mean", "acc_test_last_mean",
-               "acc_test_last_std", "error_change_last", "acc_test_late_mean", "acc_test_late_std",
+               "ahead_splits", "behind_splits", "best_hand_made", "best_hand_made_variant", "acc_val_mean",
+               "acc_test_last_mean", "acc_test_last_std", "error_change_last", "acc_test_late_mean", "acc_test_late_std",
                "error_change_late", "unfinished_trials", "healthy_trials", "collapsed_trials"]
     chosen = summary[summary.apply(_is_joint_scored, axis=1)] if not summary.empty else summary
     rows = []
@@ -298,21 +302,24 @@ def comparison(summary: pd.DataFrame) -> pd.DataFrame:
         learned = block[block["aug"] == "learned"]
         if baselines.empty or learned.empty:
             continue
-        # per score: each hand-made augmentation's mean, the best of them, and its name
-        best: dict[str, tuple[float, str]] = {}
+        # per score: each hand-made augmentation's mean (each of its variants apart), the best, and its name
+        best: dict[str, tuple[float, tuple[str, str]]] = {}
         for suffix, score in SCORES.items():
-            means = {aug: _mean_std(group[score])[0] for aug, group in baselines.groupby("aug")}
-            top = max(means, key=lambda aug: -math.inf if math.isnan(means[aug]) else means[aug])
+            means = {name: _mean_std(group[score])[0] for name, group in baselines.groupby(["aug", "variant"])}
+            top = max(means, key=lambda name: -math.inf if math.isnan(means[name]) else means[name])
             best[suffix] = (means[top], top)
+        best_aug, best_variant = best[""][1]
+        best_trials = baselines[(baselines["aug"] == best_aug) & (baselines["variant"] == best_variant)]
         for (aug, variant), group in block.groupby(["aug", "variant"], sort=True):
             row: dict[str, Any] = {"dataset": dataset, "train_per_class": int(per_class), "aug": aug,
-                                   "variant": variant, "trials": len(group), "best_hand_made": best[""][1],
+                                   "variant": variant, "trials": len(group), "best_hand_made": best_aug,
+                                   "best_hand_made_variant": best_variant,
                                    "acc_val_mean": _mean_std(group["best_acc_val"])[0]}
             for suffix, score in SCORES.items():
                 mean, std = _mean_std(group[score])
                 row.update({f"acc_test{suffix}_mean": mean, f"acc_test{suffix}_std": std,
                             f"error_change{suffix or '_vs_best_hand_made'}": _error_change(mean, best[suffix][0])})
-            row.update(paired_by_split(group, baselines[baselines["aug"] == best[""][1]]))
+            row.update(paired_by_split(group, best_trials))
             is_learned = aug == "learned"
             row.update({
                 "unfinished_trials": int((~group["finished"].fillna(False).astype(bool)).sum()),
@@ -332,15 +339,17 @@ def comparison_headline(table: pd.DataFrame) -> list[str]:
     lines = []
     for (dataset, per_class), block in table.groupby(["dataset", "train_per_class"], sort=True):
         learned = block[block["aug"] == "learned"]
-        best = block[block["aug"] == block["best_hand_made"].iloc[0]].iloc[0]
+        best = block[(block["aug"] == block["best_hand_made"].iloc[0])
+                     & (block["variant"] == block["best_hand_made_variant"].iloc[0])].iloc[0]
         top = learned.iloc[0]
         name = "learned" + (f" ({top['variant']})" if top["variant"] else "")
+        best_name = best["aug"] + (f" ({best['variant']})" if best["variant"] else "")
         trials, healthy, collapsed = (int(top[key]) for key in ("trials", "healthy_trials", "collapsed_trials"))
         state = ("healthy G in every trial" if healthy == trials else
                  f"UNHEALTHY G: {trials - healthy} of {trials} trial(s) not healthy at their chosen checkpoint, "
                  f"{collapsed} collapsed — a regulariser, not a learned augmentation")
         lines.append(f"{dataset}, {per_class}/class: {name} {format_mean_std(top['acc_test_mean'], top['acc_test_std'])}"
-                     f" vs best hand-made {best['aug']} {format_mean_std(best['acc_test_mean'], best['acc_test_std'])}"
+                     f" vs best hand-made {best_name} {format_mean_std(best['acc_test_mean'], best['acc_test_std'])}"
                      f" → {_verdict(top['error_change_vs_best_hand_made'])} test error{_by_split(top)} ({state}); "
                      f"choosing no checkpoint: {_verdict(top['error_change_last'])} at the last report, "
                      f"{_verdict(top['error_change_late'])} over the second half" + _unfinished(block))

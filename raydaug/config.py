@@ -28,6 +28,11 @@ AUTO_BASE_AUG = {"mnist5k": "strong", "mnist": "strong"}
 AUTO_BASE_AUG_FEW = {"digits": "light"}
 AUTO_BASE_AUG_ELSE = "trivial"
 AUGS = (*BASE_AUGS, "learned")
+# the keys that change what a hand-made run (aug=none|light|strong|trivial) trains, besides its split (dataset,
+# train/val_per_class, seed, replicate) and the run's bookkeeping: every other key only concerns G and the
+# discriminators. The analysis tells two hand-made runs of one augmentation apart by these keys only.
+HAND_MADE_KEYS = ("aug", "c_views", "image_size", "classifier", "batch_size", "epochs", "lr_c", "weight_decay_c",
+                  "eval_ema", "teacher_decay")
 NET_FAMILIES = ("small", "badgan")
 DEVICES = ("auto", "cpu", "cuda")
 GADV_FORMS = ("paper", "code")

@@ -417,3 +417,32 @@ def test_label_kept_is_unknown_not_zero_when_the_teacher_knows_too_few_images():
         assert math.isnan(steps.augmentation_health(trainer.state, x, labels_it_knows(count), *z)["aug/label_kept"].item())
     kept = steps.augmentation_health(trainer.state, x, labels_it_knows(quarter), *z)["aug/label_kept"].item()
     assert 0.0 <= kept <= 1.0
+
+
+def test_a_hand_made_run_reads_no_key_of_g_beyond_the_hand_made_keys(monkeypatch):
+    """The analysis tells hand-made runs apart by HAND_MADE_KEYS alone: a key the baseline path reads (and so
+    may change what it trains) must be one of them, a key of its split or of the run's bookkeeping, or one read
+    only to build what a baseline does not use. Fails when a new key reaches the baseline path unlisted."""
+    import dataclasses
+
+    from raydaug.config import HAND_MADE_KEYS
+
+    names = {field.name for field in dataclasses.fields(Config)}
+    read: set[str] = set()
+    original = Config.__getattribute__
+
+    def recording(self, name):
+        if name in names:
+            read.add(name)
+        return original(self, name)
+
+    configs = [tiny(aug=aug) for aug in ("none", "light", "strong", "trivial")]
+    monkeypatch.setattr(Config, "__getattribute__", recording)
+    for config in configs:
+        Trainer(config).train_epoch()
+    monkeypatch.undo()
+    split = {"dataset", "train_per_class", "val_per_class", "seed", "replicate"}
+    bookkeeping = {"device", "amp", "compile", "eval_every", "checkpoint_every", "data_dir", "download"}
+    unused_by_a_baseline = {"joint", "use_dd", "noise_dim", "noise_std"}  # the health batch's z, DD's pairs: not built
+    assert "c_views" in read and "lr_c" in read  # the recording sees the baseline path's keys
+    assert read - split - bookkeeping - unused_by_a_baseline <= set(HAND_MADE_KEYS), read
