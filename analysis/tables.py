@@ -72,7 +72,7 @@ def variant_labels(configs: dict[str, dict[str, Any]], mutated: set[str] = froze
     """trial_id → a name for its variant: for a learned augmentation, the config keys in which the run's
     learned trials differ (``base_aug=trivial, teacher_weight=1``), ignoring seeds, splits and the keys a
     PBT scheduler ``mutated`` (a population's members start from sampled values of those); for a hand-made
-    one, the :data:`HAND_MADE_KEYS` in which the trials of that augmentation differ (``c_views=2``); "" when
+    one, the :data:`HAND_MADE_KEYS` in which the trials of that augmentation differ (``lr_c=0.002``); "" when
     every trial of its kind is configured alike. Trials are compared within their dataset and training-set
     size (the comparison's groups): a budget that differs only between datasets names no variant."""
     groups: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}

@@ -31,8 +31,8 @@ AUGS = (*BASE_AUGS, "learned")
 # the keys that change what a hand-made run (aug=none|light|strong|trivial) trains, besides its split (dataset,
 # train/val_per_class, seed, replicate) and the run's bookkeeping: every other key only concerns G and the
 # discriminators. The analysis tells two hand-made runs of one augmentation apart by these keys only.
-HAND_MADE_KEYS = ("aug", "c_views", "image_size", "classifier", "batch_size", "epochs", "lr_c", "weight_decay_c",
-                  "eval_ema", "teacher_decay")
+HAND_MADE_KEYS = ("aug", "image_size", "classifier", "batch_size", "epochs", "lr_c", "weight_decay_c", "eval_ema",
+                  "teacher_decay")
 NET_FAMILIES = ("small", "badgan")
 DEVICES = ("auto", "cpu", "cuda")
 GADV_FORMS = ("paper", "code")
@@ -82,7 +82,6 @@ class Config:
     stn_bound: float = 0.0  # θ = I + stn_bound·tanh(·) entrywise; 0 = unbounded (the paper)
     res_bound: float = 0.0  # U-Net residual = res_bound·tanh(·) in normalised units; 0 = unbounded
     g_every: int = 1  # G, DC and DD update on every g_every-th step; C trains on G(x) at every step
-    c_views: int = 1  # augmented views of each image in C's batch: G samples (beside base(x)) or hand-made draws
     # loss weights and optimisers
     alpha: float = 0.1
     beta: float = 0.05
@@ -153,7 +152,7 @@ class Config:
         _choice("device", self.device, DEVICES)
         _choice("gadv_form", self.gadv_form, GADV_FORMS)
         for key in ("image_size", "train_per_class", "batch_size", "epochs", "noise_dim", "ngf",
-                    "eval_every", "checkpoint_every", "g_every", "c_views"):
+                    "eval_every", "checkpoint_every", "g_every"):
             _at_least(key, getattr(self, key), 1)
         _at_least("val_per_class", self.val_per_class, 0)
         _at_least("seed", self.seed, 0)

@@ -107,13 +107,12 @@ def g_step(state: TrainState, x: torch.Tensor, y: torch.Tensor, fake: torch.Tens
 
 def c_step(state: TrainState, real: torch.Tensor, y: torch.Tensor, augmented: torch.Tensor | None,
            train_generator: bool = False) -> Metrics:
-    """CE on real and augmented images (learned aug; ``augmented`` holds one or more views of each image
-    of ``real``, view after view), or on the augmented batch alone (baselines, ``real`` is then that batch,
-    its views stacked the same way, and ``augmented`` is None). With ``train_generator`` the same loss also
+    """CE on real and augmented images (learned aug), or on the augmented batch alone (baselines,
+    ``real`` is then that batch and ``augmented`` is None). With ``train_generator`` the same loss also
     updates G: the plain STN of Table 3 row b, trained as an invariance rather than adversarially."""
     c = state.nets["c"]
     images = real if augmented is None else torch.cat([real, augmented])
-    labels = y if augmented is None else y.repeat(images.shape[0] // y.shape[0])
+    labels = y if augmented is None else torch.cat([y, y])
     logits = c(images)
     loss = F.cross_entropy(logits, labels)
     if train_generator:
@@ -134,13 +133,12 @@ def train_step(state: TrainState, splits: Splits, raw: torch.Tensor, y: torch.Te
     """One minibatch of the whole game. ``raw`` are [0, 1] images; ``raw_pair`` same-class partners."""
     config = state.config
     metrics: Metrics = {}
-    views = config.c_views
-    if config.aug != "learned":  # c_views independent draws of the hand-made augmentation
-        augmented = torch.cat([baseline_augment(config.aug, raw, config.dataset) for _ in range(views)])
-        metrics.update(c_step(state, splits.normalize(augmented), y.repeat(views), None))
+    if config.aug != "learned":
+        augmented = baseline_augment(config.aug, raw, config.dataset)
+        metrics.update(c_step(state, splits.normalize(augmented), y, None))
         if config.aug != "none":
             with torch.no_grad():
-                metrics["aug/l1"] = (augmented - raw.repeat(views, 1, 1, 1)).abs().mean() / splits.std.mean()
+                metrics["aug/l1"] = (augmented - raw).abs().mean() / splits.std.mean()
         update_teacher(state)
         state.step += 1
         return metrics
@@ -170,10 +168,7 @@ def train_step(state: TrainState, splits: Splits, raw: torch.Tensor, y: torch.Te
             z2 = sample_noise(state, x.shape[0])
             diversity = (generator(x, z2), z, z2)
         metrics.update(g_step(state, x, y, fake, diversity))
-    augmented = [fake if cooperative else fake.detach()]
-    with torch.set_grad_enabled(cooperative):  # further G samples for C, each with its own noise
-        augmented += [generator(x, sample_noise(state, x.shape[0])) for _ in range(views - 1)]
-    metrics.update(c_step(state, x, y, torch.cat(augmented), train_generator=cooperative))
+    metrics.update(c_step(state, x, y, fake if cooperative else fake.detach(), train_generator=cooperative))
     update_teacher(state)
     state.step += 1
     return metrics

@@ -401,22 +401,22 @@ def test_a_pbt_population_is_one_variant_even_before_its_first_exploit(tmp_path)
 
 
 def test_hand_made_runs_are_told_apart_by_the_keys_that_change_them_and_the_best_is_one_of_those(tmp_path):
-    """Trivial with two views per image (96, 97) beats trivial with one (94, 95): the comparison must not pool
-    them into 95.5, and learned (98, 98) is compared with the two-view run (error 3.5: -43 %) split by split.
-    Two light runs that differ only in a key of G (alpha) are one hand-made augmentation."""
-    run = tmp_path / "views"
-    for seed, (one, two, light) in enumerate([(0.94, 0.96, 0.90), (0.95, 0.97, 0.92)]):
-        write_trial(run, f"triv1_{seed}", {"aug": "trivial", "seed": seed}, scored(one))
-        write_trial(run, f"triv2_{seed}", {"aug": "trivial", "c_views": 2, "seed": seed}, scored(two))
+    """Trivial at twice C's learning rate (96, 97) beats trivial at the default (94, 95): the comparison must
+    not pool them into 95.5, and learned (98, 98) is compared with the faster one (error 3.5: -43 %) split by
+    split. Two light runs that differ only in a key of G (alpha) are one hand-made augmentation."""
+    run = tmp_path / "lr"
+    for seed, (slow, fast, light) in enumerate([(0.94, 0.96, 0.90), (0.95, 0.97, 0.92)]):
+        write_trial(run, f"triv1_{seed}", {"aug": "trivial", "seed": seed}, scored(slow))
+        write_trial(run, f"triv2_{seed}", {"aug": "trivial", "lr_c": 2e-3, "seed": seed}, scored(fast))
         write_trial(run, f"light_{seed}", {"aug": "light", "alpha": 0.1 + seed, "seed": seed}, scored(light))
         write_trial(run, f"learned_{seed}", {"seed": seed}, scored(0.98, HEALTHY))
     summary = tables.trial_summary(analysis.load(str(run)))
     table = tables.comparison(summary).set_index(["aug", "variant"])
-    assert set(table.index) == {("trivial", "c_views=1"), ("trivial", "c_views=2"), ("light", ""), ("learned", "")}
-    assert table.at[("trivial", "c_views=1"), "acc_test_mean"] == pytest.approx(94.5)
+    assert set(table.index) == {("trivial", "lr_c=0.001"), ("trivial", "lr_c=0.002"), ("light", ""), ("learned", "")}
+    assert table.at[("trivial", "lr_c=0.001"), "acc_test_mean"] == pytest.approx(94.5)
     learned = table.loc[("learned", "")]
-    assert (learned["best_hand_made"], learned["best_hand_made_variant"]) == ("trivial", "c_views=2")
+    assert (learned["best_hand_made"], learned["best_hand_made_variant"]) == ("trivial", "lr_c=0.002")
     assert learned["error_change_vs_best_hand_made"] == pytest.approx((2 - 3.5) / 3.5)
     assert (learned["paired_splits"], learned["ahead_splits"]) == (2, 2)
     line, = tables.comparison_headline(tables.comparison(summary))
-    assert "vs best hand-made trivial (c_views=2) 96.50 ± 0.71" in line, line
+    assert "vs best hand-made trivial (lr_c=0.002) 96.50 ± 0.71" in line, line
