@@ -293,8 +293,8 @@ def comparison(summary: pd.DataFrame) -> pd.DataFrame:
     columns = ["dataset", "train_per_class", "aug", "variant", "trials", "acc_test_mean", "acc_test_std",
                "error_change_vs_best_hand_made", "error_change_ci_low", "error_change_ci_high", "paired_splits",
                "ahead_splits", "behind_splits", "best_hand_made", "best_hand_made_variant", "acc_val_mean",
-               "acc_test_last_mean", "acc_test_last_std", "error_change_last", "acc_test_late_mean", "acc_test_late_std",
-               "error_change_late", "unfinished_trials", "healthy_trials", "collapsed_trials"]
+               "acc_test_last_mean", "acc_test_last_std", "error_change_last", "acc_test_late_mean",
+               "acc_test_late_std", "error_change_late", "unfinished_trials", "healthy_trials", "collapsed_trials"]
     chosen = summary[summary.apply(_is_joint_scored, axis=1)] if not summary.empty else summary
     rows = []
     for (dataset, per_class), block in chosen.groupby(["dataset", "train_per_class"], sort=True):
