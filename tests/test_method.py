@@ -1,13 +1,14 @@
 """The pieces that keep G a class-preserving augmentation on few images: the hand-made augmentation under
 G, the discriminators' differentiable augmentation, the EMA teacher, bounded transforms, the collapse
 metrics, and G's pass through C leaving C untouched."""
+import dataclasses
 import math
 
 import pytest
 import torch
 
 import raydaug.steps as steps
-from raydaug.config import Config, ConfigError
+from raydaug.config import HAND_MADE_KEYS, Config, ConfigError
 from raydaug.state import update_teacher
 from raydaug.steps import generator_loss, sample_noise, train_step
 from raydaug.train import Trainer
@@ -377,10 +378,6 @@ def test_a_hand_made_run_reads_no_key_of_g_beyond_the_hand_made_keys(monkeypatch
     """The analysis tells hand-made runs apart by HAND_MADE_KEYS alone: a key the baseline path reads (and so
     may change what it trains) must be one of them, a key of its split or of the run's bookkeeping, or one read
     only to build what a baseline does not use. Fails when a new key reaches the baseline path unlisted."""
-    import dataclasses
-
-    from raydaug.config import HAND_MADE_KEYS
-
     names = {field.name for field in dataclasses.fields(Config)}
     read: set[str] = set()
     original = Config.__getattribute__
