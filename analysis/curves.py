@@ -44,9 +44,10 @@ def x_epoch(frame: pd.DataFrame) -> pd.Series:
     return epoch.fillna(frame["training_iteration"].astype("float64"))
 
 
-def group_label(config: dict[str, Any]) -> str:
+def group_label(config: dict[str, Any], variant: str = "") -> str:
     """A readable group name from the keys that define comparable trials (everything but the seed
-    and PBT-mutated values)."""
+    and PBT-mutated values), ending in the trial's ``variant`` (:func:`analysis.tables.variant_labels`)
+    where it has one, so two variants of one augmentation are two groups."""
     if not config:
         return "unknown config"
     label = f"{config.get('dataset')} · {config.get('aug')} · {config.get('train_per_class')}/class"
@@ -58,13 +59,17 @@ def group_label(config: dict[str, Any]) -> str:
             label += " · frozen G"
         elif row and row != "l":
             label += f" · Table 3 row {row}"
-    return label
+    tokens = [token for token in variant.split(", ") if token and token not in label]  # players named once
+    return " · ".join([label, *tokens]) if tokens else label
 
 
-def trial_groups(run: RunData) -> dict[str, list[str]]:
+def trial_groups(run: RunData, variants: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """Group label → its trial ids; ``variants`` (trial id → variant, as in the trial summary) splits the
+    variants of one augmentation."""
+    variants = variants or {}
     groups: dict[str, list[str]] = {}
     for trial_id, config in config_dicts(run).items():
-        groups.setdefault(group_label(config), []).append(trial_id)
+        groups.setdefault(group_label(config, variants.get(trial_id, "")), []).append(trial_id)
     return groups
 
 
@@ -121,9 +126,9 @@ def group_curve(run: RunData, trial_ids: list[str], column: str) -> pd.DataFrame
     return stats.rename(columns={"count": "trials"})
 
 
-def accuracy_per_group(run: RunData, out_dir: Path) -> list[Path]:
-    """acc/val and acc/test vs epoch: mean over each group's trials with a ± std band."""
-    groups = trial_groups(run)
+def accuracy_per_group(run: RunData, out_dir: Path, variants: dict[str, str] | None = None) -> list[Path]:
+    """acc/val and acc/test vs epoch: mean over each group's trials (:func:`trial_groups`) with a ± std band."""
+    groups = trial_groups(run, variants)
     figure, axes = new_figure(2)
     for column, axis in zip(("acc/val", "acc/test"), axes[0]):
         for label, ids in groups.items():
@@ -142,7 +147,8 @@ def accuracy_per_group(run: RunData, out_dir: Path) -> list[Path]:
 
 def fig3_samples(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Fig. 3: acc/test (at best acc/val) vs number of training images (train_per_class × 10), one line
-    per augmentation, one panel per dataset. Only when some dataset was run at several sizes."""
+    per augmentation and variant (the summary's ``variant``: two learning rates of one hand-made augmentation
+    are two lines), one panel per dataset. Only when some dataset was run at several sizes."""
     from analysis.tables import _is_table1_trial
 
     chosen = summary[summary.apply(_is_table1_trial, axis=1)] if not summary.empty else summary
@@ -153,20 +159,21 @@ def fig3_samples(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
     rows = []
     for dataset, axis in zip(datasets, axes[0]):
         block = chosen[chosen["dataset"] == dataset]
-        for aug, by_aug in block.groupby("aug", sort=True):
-            stats = by_aug.groupby("train_per_class")["test_at_best"].agg(["mean", "std", "count"]).reset_index()
+        lines = block.groupby(["aug", "variant"], sort=True)
+        for (aug, variant), line in lines:
+            stats = line.groupby("train_per_class")["test_at_best"].agg(["mean", "std", "count"]).reset_index()
             samples = stats["train_per_class"].astype(int) * 10
             axis.errorbar(samples, stats["mean"] * 100.0, yerr=stats["std"].fillna(0.0) * 100.0, marker="o",
-                          capsize=3, label=aug)
+                          capsize=3, label=f"{aug} ({variant})" if variant else aug)
             for s, m, sd, n in zip(samples, stats["mean"], stats["std"], stats["count"]):
-                rows.append({"dataset": dataset, "aug": aug, "train_samples": int(s), "trials": int(n),
-                             "acc_test_mean": m * 100.0, "acc_test_std": sd * 100.0})
+                rows.append({"dataset": dataset, "aug": aug, "variant": variant, "train_samples": int(s),
+                             "trials": int(n), "acc_test_mean": m * 100.0, "acc_test_std": sd * 100.0})
         axis.set(title=f"Fig. 3 — {dataset}", xlabel="training images", ylabel="test accuracy %", xscale="log")
         ticks = sorted(int(n) * 10 for n in block["train_per_class"].unique())
         axis.set_xticks(ticks, [str(tick) for tick in ticks])  # the sizes run, not the log scale's decades
         axis.minorticks_off()
         axis.grid(alpha=0.3)
-        _legend(axis)
+        _legend(axis, lines.ngroups)
     pd.DataFrame(rows).to_csv(out_dir / "fig3_samples.csv", index=False)
     return [save(figure, out_dir / "fig3_samples.png"), out_dir / "fig3_samples.csv"]
 

@@ -20,7 +20,7 @@ import pyarrow.fs as pafs
 
 from analysis import companions, curves, lineage, tables
 from analysis.checkpoints import find_checkpoints_in, publish_checkpoint
-from analysis.load import METRICS_DIR, RunData, list_parts, load, print_warnings
+from analysis.load import METRICS_DIR, PARTITION_KEY, RunData, list_parts, load, print_warnings
 from raydaug.errors import NotARunError, PartFileWarning
 from raydaug.logging.parquet import resolve
 
@@ -172,7 +172,8 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
     # curves
     section = report.section("Accuracy curves")
     section.images += curves.accuracy_per_trial(run, out_dir)
-    section.images += curves.accuracy_per_group(run, out_dir)
+    variants = dict(zip(summary[PARTITION_KEY], summary["variant"]))
+    section.images += curves.accuracy_per_group(run, out_dir, variants)
     fig3 = curves.fig3_samples(summary, out_dir)
     if fig3:
         report.section("Fig. 3 — accuracy vs number of training images").images.append(fig3[0])

@@ -7,10 +7,11 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 import analysis
-from analysis import companions, tables
+from analysis import companions, curves, tables
 from raydaug.cli import main
 from raydaug.config import Config
 from raydaug.logging import parquet as P
@@ -420,3 +421,28 @@ def test_hand_made_runs_are_told_apart_by_the_keys_that_change_them_and_the_best
     assert (learned["paired_splits"], learned["ahead_splits"]) == (2, 2)
     line, = tables.comparison_headline(tables.comparison(summary))
     assert "vs best hand-made trivial (lr_c=0.002) 96.50 ± 0.71" in line, line
+
+
+def test_fig3_and_the_group_curves_draw_each_hand_made_variant_as_its_own_line(tmp_path):
+    """Trivial at two learning rates of C, at 3 and 10 images per class: Fig. 3 has one line per learning rate
+    (pooled, both would read 95 at 10 per class, neither's score) and the group curves split them too."""
+    run = tmp_path / "fig3"
+    for per_class, (slow, fast) in {3: (0.80, 0.86), 10: (0.92, 0.98)}.items():
+        for seed in (0, 1):
+            common = {"aug": "trivial", "train_per_class": per_class, "seed": seed}
+            write_trial(run, f"slow_{per_class}_{seed}", common, scored(slow))
+            write_trial(run, f"fast_{per_class}_{seed}", {**common, "lr_c": 2e-3}, scored(fast))
+    data = analysis.load(str(run))
+    summary = tables.trial_summary(data)
+    out = tmp_path / "report"
+    out.mkdir()
+    curves.fig3_samples(summary, out)
+    fig3 = pd.read_csv(out / "fig3_samples.csv").set_index(["variant", "train_samples"])
+    assert len(fig3) == 4 and set(fig3["aug"]) == {"trivial"}
+    assert fig3.at[("lr_c=0.002", 100), "acc_test_mean"] == pytest.approx(98.0)
+    assert fig3.at[("lr_c=0.001", 30), "acc_test_mean"] == pytest.approx(80.0)
+    assert fig3.at[("lr_c=0.001", 100), "trials"] == 2
+    groups = curves.trial_groups(data, dict(zip(summary["trial_id"], summary["variant"])))
+    assert groups["digits · trivial · 10/class · lr_c=0.002"] == ["fast_10_0", "fast_10_1"]
+    assert len(groups) == 4
+    assert len(curves.trial_groups(data)) == 2  # without the variants: one group per size
