@@ -26,7 +26,7 @@ def render_samples(checkpoint: str | Path, count: int = 8, num_z: int = 5, seed:
     payload = load_checkpoint(checkpoint_file(str(checkpoint)), map_location="cpu")
     if "g" not in payload["nets"]:
         raise NoGeneratorError(f"{checkpoint} holds no generator (aug={payload['config'].get('aug')})")
-    config = Config.from_dict({**payload["config"], "preset": "", "device": "cpu"})
+    config = Config.from_logged(payload["config"], device="cpu")
     trainer = Trainer(config, device=torch.device("cpu"))
     trainer.load_payload(payload)
     generator = trainer.state.nets["g"].eval()

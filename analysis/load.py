@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from raydaug.config import LEGACY_VALUES, Config
+from raydaug.config import LEGACY_VALUES, Config, drop_inert_removed
 from raydaug.errors import NoMetricsError, NotARunError, PartFileWarning
 from raydaug.logging.parquet import METRICS_SCHEMA, PBT_EVENTS_SCHEMA, TRIALS_SCHEMA, resolve, write_table_atomic
 # the reader of the Parquet layout lives in the core (the summary of `raydaug tune` uses it too)
@@ -83,9 +83,10 @@ def load(run_dir: str, require_metrics: bool = True) -> RunData:
     trials = _sorted_frame(read_table(filesystem, root, TRIALS_DIR, TRIALS_SCHEMA, skipped),
                            ["timestamp", "trial_id"])
     # a run logged before a key existed trained with its legacy value if its default changed since, else
-    # with its default: so a run from before a new key pools with one from after it as the same variant
+    # with its default: so a run from before a new key pools with one from after it as the same variant; a
+    # key removed since is dropped where it did nothing, so such a run pools with a later one too
     unlogged = {**Config().to_dict(), **LEGACY_VALUES}
-    trials["config"] = [{**unlogged, **json.loads(text)} for text in trials["config_json"]]
+    trials["config"] = [{**unlogged, **drop_inert_removed(json.loads(text))} for text in trials["config_json"]]
     events = _sorted_frame(read_table(filesystem, root, EVENTS_DIR, PBT_EVENTS_SCHEMA, skipped),
                            ["timestamp", "dst_trial", "key"])
     for path, reason in skipped:

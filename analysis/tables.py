@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import PARTITION_KEY, RunData, best_rows, config_dicts
-from raydaug.config import BASE_AUGS, HAND_MADE_KEYS, MUTABLE_HPARAMS, TABLE3_ROWS
+from raydaug.config import BASE_AUGS, HAND_MADE_KEYS, MUTABLE_HPARAMS, REMOVED_KEYS, TABLE3_ROWS
 
 # Table 1 of the paper: test accuracy (%) on the reduced training sets.
 PAPER_TABLE1: dict[tuple[str, str], float] = {
@@ -85,12 +85,12 @@ def variant_labels(configs: dict[str, dict[str, Any]], mutated: set[str] = froze
         learned = aug == "learned"
         candidates = {key for c in trials.values() for key in c} - NOT_A_VARIANT if learned else set(HAND_MADE_KEYS)
         keys = sorted(candidates - set(mutated))
-        differing = [key for key in keys if len({_hashable(c.get(key)) for c in trials.values()}) > 1]
+        differing = [key for key in keys if len({_hashable(_value(c, key)) for c in trials.values()}) > 1]
         players = {t: _players(c) if learned else "" for t, c in trials.items()}
         name_players = len(set(players.values())) > 1
         for trial_id, config in trials.items():
             tokens = [players[trial_id]] if name_players and players[trial_id] else []
-            tokens += [f"{key}={_short(config.get(key))}" for key in differing]
+            tokens += [f"{key}={_short(_value(config, key))}" for key in differing]
             labels[trial_id] = ", ".join(tokens)
     return labels
 
@@ -113,6 +113,12 @@ def _players(config: dict[str, Any]) -> str:
         return f"Table 3 row {row}"
     return "without " + "/".join(flag.removeprefix("use_").upper() for flag in ABLATION_FLAGS
                                  if config.get(flag) is False)
+
+
+def _value(config: dict[str, Any], key: str) -> Any:
+    """``config[key]``; for a key removed since (only logged where it trained something) that a config lacks,
+    the value at which it did nothing, which that trial trained with."""
+    return config[key] if key in config else REMOVED_KEYS.get(key, (None,))[0]
 
 
 def _hashable(value: Any) -> Any:

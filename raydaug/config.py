@@ -43,6 +43,31 @@ GADV_FORMS = ("paper", "code")
 # div_weight 0: no mode-seeking term). Every other key a run did not log is its default (a key is added with
 # the default that keeps the earlier behaviour).
 LEGACY_VALUES: dict[str, Any] = {"base_aug": "none", "teacher_weight": 0.0, "eval_ema": False, "div_weight": 0.0}
+# keys that were measured and then removed (docs/reproducing.md records each run), with the value at which each
+# did nothing (None: it did nothing by itself) and the commit that removed it. A config logged while one existed
+# (a checkpoint, an exported schedule, a trials row) still loads where the key held that value; one that trained
+# the removed feature is refused by name, since this version cannot rebuild it.
+REMOVED_KEYS: dict[str, tuple[Any, str]] = {
+    "flow_bound": (0.0, "ff69a7b"), "lr_c_final": (1.0, "6285dc2"), "c_aug_weight": (0.5, "1dc5b73"),
+    "replay_size": (0, "22999c4"), "replay_every": (None, "22999c4"), "warp_bound": (0.0, "b969f5a"),
+    "meta_lr": (0.0, "4bd396c"), "c_views": (1, "32f8677"),
+}
+
+
+def _inert(key: str, value: Any) -> bool:
+    inert = REMOVED_KEYS[key][0]
+    try:
+        return inert is None or float(value) == float(inert)
+    except (TypeError, ValueError):
+        return False
+
+
+def drop_inert_removed(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` without the :data:`REMOVED_KEYS` that hold the value at which they did nothing; a removed key
+    that did something stays (a run that trained it is a variant of its own)."""
+    return {key: value for key, value in values.items() if key not in REMOVED_KEYS or not _inert(key, value)}
+
+
 # Hyperparameters PBT may mutate; apply_hparams() pushes them into a live TrainState.
 MUTABLE_HPARAMS = ("alpha", "beta", "gamma", "teacher_weight", "lr_c", "lr_g", "lr_dc", "lr_dd")
 # the metric that reports each one's live value (docs/analysis.md, "Columns"): the loss weights as hp/*, a
@@ -130,6 +155,19 @@ class Config:
         config = cls(**typed)
         config.validate()
         return config
+
+    @classmethod
+    def from_logged(cls, values: Mapping[str, Any], **overrides: Any) -> "Config":
+        """The Config of a config a run logged (a checkpoint's, a schedule's): its presets are already
+        expanded, and a key removed since loads where it did nothing (:data:`REMOVED_KEYS`); one that trained
+        a removed feature raises a :class:`ConfigError` naming it and the commit that removed it."""
+        values = drop_inert_removed(values)
+        active = [key for key in values if key in REMOVED_KEYS]
+        if active:
+            raise ConfigError("trained with " + ", ".join(
+                f"{key}={values[key]!r} (removed in commit {REMOVED_KEYS[key][1]}, docs/reproducing.md)"
+                for key in active) + ": this version cannot rebuild it")
+        return cls.from_dict({**values, "preset": "", **overrides})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -28,7 +28,7 @@ def check_schedule(schedule: Any, source: str = "schedule") -> tuple[Config, lis
     if not isinstance(schedule["initial_config"], Mapping):
         raise ConfigError(f"{source}: initial_config must be a config dict")
     try:
-        initial = Config.from_dict({**schedule["initial_config"], "preset": ""})
+        initial = Config.from_logged(schedule["initial_config"])
     except ConfigError as error:
         raise ConfigError(f"{source}: initial_config is not a valid config: {error}") from None
     if not isinstance(schedule["changes"], (list, tuple)):

@@ -118,7 +118,7 @@ def load_frozen_generator(path: str, channels: int, background: torch.Tensor) ->
     payload = load_checkpoint(checkpoint_file(path))
     if "g" not in payload["nets"]:
         raise CheckpointError(f"{path} holds no generator (was it a run with aug=learned?)")
-    source = Config.from_dict({**payload["config"], "preset": ""})
+    source = Config.from_logged(payload["config"])
     generator = build_generator(source, channels, background)
     generator.load_state_dict(payload["nets"]["g"])
     return generator

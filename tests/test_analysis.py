@@ -690,6 +690,23 @@ def test_analyze_a_train_folder_end_to_end(train_run, one_thread, tmp_path, caps
     assert "samples_digits_run.png" in page and "augmentation_health.png" in page
 
 
+def test_a_checkpoint_logged_with_a_key_removed_since_still_renders_its_grid(train_run, tmp_path):
+    """A run from before c_views and warp_bound were removed logged them at the values at which they did
+    nothing: its G's sample grid renders; a G that trained a warp is refused by name, not rebuilt without it."""
+    from analysis.grids import render_samples
+    from raydaug.checkpoint import load_checkpoint
+
+    payload = load_checkpoint(train_run / "checkpoints" / "state.pt")
+    path = tmp_path / "old" / "state.pt"
+    payload["config"] = {**payload["config"], "c_views": 1, "warp_bound": 0.0}
+    save_checkpoint(path, payload)
+    assert render_samples(path, count=4, num_z=2).shape[0] in (1, 3)
+    payload["config"]["warp_bound"] = 0.1
+    save_checkpoint(path, payload)
+    with pytest.raises(ConfigError, match=r"warp_bound=0\.1 \(removed in commit b969f5a"):
+        render_samples(path)
+
+
 def test_sample_grids_come_from_the_learned_trials_when_a_baseline_ranks_first(train_run, one_thread, tmp_path):
     """In a study the hand-made baselines often have the best acc/val: the grids must still show the best
     learned trials' G, not be left out because no learned trial made the top checkpoints."""

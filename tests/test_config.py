@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from raydaug.config import FIELD_TYPES, PRESETS, TABLE3_ROWS, Config, ConfigError, coerce, parse_grid, parse_overrides
+from raydaug.schedule import check_schedule
 
 
 def test_defaults_are_valid_and_round_trip():
@@ -116,3 +117,20 @@ def test_the_user_guide_documents_every_key_with_its_default():
         documented.update({key: coerce(key, value) for key, value in zip(keys, values)})
     assert set(documented) == set(FIELD_TYPES)
     assert {key: value for key, value in documented.items() if value != defaults[key]} == {}
+
+
+def test_a_logged_config_with_a_key_removed_since_loads_where_the_key_did_nothing_and_is_refused_elsewhere():
+    """A checkpoint or schedule written while warp_bound, c_views and replay_every existed: at the values at
+    which they did nothing it rebuilds today's Config; a warp it trained cannot be rebuilt, so it is refused
+    by name with the commit that removed it. Typed input (``--set``) stays strict about removed keys."""
+    logged = {**Config(epochs=7).to_dict(), "warp_bound": 0, "c_views": 1, "replay_every": 10, "preset": "mnist5k_small"}
+    config = Config.from_logged(logged, device="cpu")
+    assert config == Config(epochs=7, device="cpu")  # the logged preset was already expanded: not re-applied
+    schedule = {"trial_id": "t", "initial_config": logged, "changes": []}
+    assert check_schedule(schedule)[0] == Config(epochs=7)  # an exported schedule replays
+    with pytest.raises(ConfigError, match=re.escape("warp_bound=0.25 (removed in commit b969f5a")):
+        Config.from_logged({**logged, "warp_bound": 0.25})
+    with pytest.raises(ConfigError, match=re.escape("c_views=2 (removed in commit 32f8677")):
+        Config.from_logged({**logged, "c_views": 2})
+    with pytest.raises(ConfigError, match="unknown config key"):
+        Config.from_dict({"c_views": 1})

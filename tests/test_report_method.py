@@ -20,11 +20,13 @@ T0 = 1_700_000_000.0
 
 
 def write_trial(run_dir: Path, trial_id: str, values: dict[str, Any], rows: list[dict[str, Any]],
-                unlogged: tuple[str, ...] = ()) -> None:
+                unlogged: tuple[str, ...] = (), removed: dict[str, Any] | None = None) -> None:
     """A trial that reports every 5 epochs and, unless ``values`` says otherwise, finished at its last row;
-    its logged config lacks the keys ``unlogged`` (a run from before they existed)."""
+    its logged config lacks the keys ``unlogged`` (a run from before they existed) and has the keys
+    ``removed`` (a run from before they were removed)."""
     values = {"epochs": 5 * len(rows), **values}
     config = {key: value for key, value in Config.from_dict(values).to_dict().items() if key not in unlogged}
+    config.update(removed or {})
     trials = P.trials_writer(str(run_dir))
     trials.append({**P.trial_row(trial_id, "start", 0, config), "timestamp": T0})
     trials.flush()
@@ -200,6 +202,18 @@ def test_a_run_logged_before_a_key_existed_pools_with_a_later_run_as_the_same_va
     assert table.at[("learned", "div_weight=0.003"), "trials"] == 2
     assert table.at[("learned", "div_weight=0.003"), "acc_test_mean"] == pytest.approx(97.5)
     assert table.at[("learned", "div_weight=0"), "trials"] == 1
+
+
+def test_a_run_logged_with_a_key_removed_since_pools_where_the_key_did_nothing(tmp_path):
+    """c_views=1 was today's step: a run that logged it is the same variant as one that did not; c_views=2
+    trained something else and stays a variant of its own."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    write_trial(old, "one_view", {"seed": 0}, scored(0.97, HEALTHY), removed={"c_views": 1})
+    write_trial(old, "two_views", {"seed": 0}, scored(0.95, HEALTHY), removed={"c_views": 2})
+    write_trial(new, "today", {"seed": 0}, scored(0.99, HEALTHY))
+    run, _, _ = companions.gather(analysis.load(str(old)), pool=[str(new)])
+    variants = tables.trial_summary(run).set_index("trial_id")["variant"]
+    assert variants.to_dict() == {"one_view": "c_views=1", "today": "c_views=1", "two_views": "c_views=2"}
 
 
 def test_health_at_the_chosen_checkpoint_and_the_collapse_epoch(study):
