@@ -123,7 +123,8 @@ def test_a_logged_config_with_a_key_removed_since_loads_where_the_key_did_nothin
     """A checkpoint or schedule written while warp_bound, c_views and replay_every existed: at the values at
     which they did nothing it rebuilds today's Config; a warp it trained cannot be rebuilt, so it is refused
     by name with the commit that removed it. Typed input (``--set``) stays strict about removed keys."""
-    logged = {**Config(epochs=7).to_dict(), "warp_bound": 0, "c_views": 1, "replay_every": 10, "preset": "mnist5k_small"}
+    logged = {**Config(epochs=7).to_dict(), "warp_bound": 0, "c_views": 1, "replay_every": 10,
+              "preset": "mnist5k_small"}
     config = Config.from_logged(logged, device="cpu")
     assert config == Config(epochs=7, device="cpu")  # the logged preset was already expanded: not re-applied
     schedule = {"trial_id": "t", "initial_config": logged, "changes": []}
