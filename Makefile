@@ -22,6 +22,7 @@ run: $(STAMP)
 	@echo "results: $(CURDIR)/runs/$(MAIN) and runs/$(MAIN)_baselines (report: runs/$(MAIN)/report/report.html)"
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -6,13 +6,14 @@ snapshots) and learned against hand-made augmentation (baselines run as a follow
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 import pyarrow.fs as pafs
 
-from analysis.load import PARTITION_KEY, RunData, config_dicts, load
+from raydaug.analysis.load import PARTITION_KEY, RunData, config_dicts, load
 from raydaug.config import BASE_AUGS
 from raydaug.errors import NotARunError, PartFileWarning, UsageError
 from raydaug.experiment import BASELINES_STAGE

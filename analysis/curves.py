@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from analysis.load import PARTITION_KEY, RunData, config_dicts
+from raydaug.analysis.load import PARTITION_KEY, RunData, config_dicts
 
 MAX_LEGEND = 12
 HEALTH_METRICS = ("aug/label_kept", "aug/x_div", "aug/l1", "aug/affine_dev", "aug/z_div", "acc/aug")
@@ -52,7 +52,7 @@ def group_label(config: dict[str, Any], variant: str = "") -> str:
         return "unknown config"
     label = f"{config.get('dataset')} · {config.get('aug')} · {config.get('train_per_class')}/class"
     if config.get("aug") == "learned":
-        from analysis.tables import table3_row
+        from raydaug.analysis.tables import table3_row
 
         row = table3_row(config)
         if not config.get("joint", True):
@@ -149,7 +149,7 @@ def fig3_samples(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Fig. 3: acc/test (at best acc/val) vs number of training images (train_per_class × 10), one line
     per augmentation and variant (the summary's ``variant``: two learning rates of one hand-made augmentation
     are two lines), one panel per dataset. Only when some dataset was run at several sizes."""
-    from analysis.tables import _is_table1_trial
+    from raydaug.analysis.tables import _is_table1_trial
 
     chosen = summary[summary.apply(_is_table1_trial, axis=1)] if not summary.empty else summary
     datasets = [d for d, block in chosen.groupby("dataset") if block["train_per_class"].nunique() > 1]
@@ -253,7 +253,7 @@ def augmentation_health(run: RunData, out_dir: Path) -> list[Path]:
     """aug/label_kept, aug/x_div, aug/l1, aug/affine_dev, aug/z_div and acc/aug vs epoch per trial: does G(x)
     keep its label and depend on x (collapse shows as both falling), does the STN drift, does the noise
     still matter? The health thresholds of analysis.tables are drawn as dashed lines."""
-    from analysis.tables import COLLAPSE_LABEL_KEPT, COLLAPSE_X_DIV, HEALTHY_LABEL_KEPT, HEALTHY_X_DIV
+    from raydaug.analysis.tables import COLLAPSE_LABEL_KEPT, COLLAPSE_X_DIV, HEALTHY_LABEL_KEPT, HEALTHY_X_DIV
     present = [m for m in HEALTH_METRICS if run.metrics[m].notna().any()]
     if not present:
         return []
@@ -262,7 +262,8 @@ def augmentation_health(run: RunData, out_dir: Path) -> list[Path]:
     titles = {"aug/l1": "mean |G(x,z) − x|", "aug/affine_dev": "mean ‖θ − I‖ (STN)",
               "aug/z_div": "mean |G(x,z1) − G(x,z2)|", "acc/aug": "C accuracy on G(x)",
               "aug/label_kept": "G(x) keeping its label", "aug/x_div": "G(x) varies with x"}
-    thresholds = {"aug/label_kept": (HEALTHY_LABEL_KEPT, COLLAPSE_LABEL_KEPT), "aug/x_div": (HEALTHY_X_DIV, COLLAPSE_X_DIV)}
+    thresholds = {"aug/label_kept": (HEALTHY_LABEL_KEPT, COLLAPSE_LABEL_KEPT),
+                  "aug/x_div": (HEALTHY_X_DIV, COLLAPSE_X_DIV)}
     for metric, axis in zip(present, axes[0]):
         for trial_id, frame in trials.items():
             frame = thin(frame.dropna(subset=[metric]), _line_points(len(trials)))

@@ -17,8 +17,8 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.curves import new_figure, save
-from analysis.load import RunData, config_dicts
+from raydaug.analysis.curves import new_figure, save
+from raydaug.analysis.load import RunData, config_dicts
 from raydaug.config import MUTABLE_HPARAMS
 
 

@@ -21,9 +21,21 @@ import pyarrow.fs as pafs
 from raydaug.config import LEGACY_VALUES, Config, drop_inert_removed
 from raydaug.errors import NoMetricsError, NotARunError, PartFileWarning
 from raydaug.logging.parquet import METRICS_SCHEMA, PBT_EVENTS_SCHEMA, TRIALS_SCHEMA, resolve, write_table_atomic
+
 # the reader of the Parquet layout lives in the core (the summary of `raydaug tune` uses it too)
-from raydaug.logging.reader import (EVENTS_DIR, METRICS_DIR, METRICS_READ_SCHEMA, PARTITION_KEY, REQUIRED_COLUMNS,
-                                    TRIALS_DIR, latest_rows, list_parts, read_one, read_table, reason)
+from raydaug.logging.reader import (
+    EVENTS_DIR,
+    METRICS_DIR,
+    METRICS_READ_SCHEMA,
+    PARTITION_KEY,
+    REQUIRED_COLUMNS,
+    TRIALS_DIR,
+    latest_rows,
+    list_parts,
+    read_one,
+    read_table,
+    reason,
+)
 
 
 class RunData(NamedTuple):
@@ -89,8 +101,8 @@ def load(run_dir: str, require_metrics: bool = True) -> RunData:
     trials["config"] = [{**unlogged, **drop_inert_removed(json.loads(text))} for text in trials["config_json"]]
     events = _sorted_frame(read_table(filesystem, root, EVENTS_DIR, PBT_EVENTS_SCHEMA, skipped),
                            ["timestamp", "dst_trial", "key"])
-    for path, reason in skipped:
-        warnings.warn(f"skipped {path}: {reason}", PartFileWarning, stacklevel=2)
+    for path, why in skipped:
+        warnings.warn(f"skipped {path}: {why}", PartFileWarning, stacklevel=2)
     if require_metrics and metrics.empty:
         detail = f" ({len(skipped)} unreadable part file(s) skipped)" if skipped else ""
         raise NoMetricsError(f"{run_dir} has no metrics yet: nothing readable under "

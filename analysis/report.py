@@ -11,16 +11,16 @@ import os
 import shlex
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
 
 import pandas as pd
 import pyarrow.fs as pafs
 
-from analysis import companions, curves, lineage, tables
-from analysis.checkpoints import find_checkpoints_in, publish_checkpoint
-from analysis.load import METRICS_DIR, PARTITION_KEY, RunData, list_parts, load, print_warnings
+from raydaug.analysis import companions, curves, lineage, tables
+from raydaug.analysis.checkpoints import find_checkpoints_in, publish_checkpoint
+from raydaug.analysis.load import METRICS_DIR, PARTITION_KEY, RunData, list_parts, load, print_warnings
 from raydaug.errors import NotARunError, PartFileWarning
 from raydaug.logging.parquet import resolve
 
@@ -129,7 +129,8 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
             "the change over those splits. Two scores that choose no checkpoint stand "
             "beside it: the last report's acc/test and its mean over the second half of training, each compared "
             "with the hand-made augmentation that is best by the same measure. A learned G counts as healthy "
-            f"when, at the chosen checkpoint, at least {tables.HEALTHY_LABEL_KEPT:.0%} of G(x) keep their label under the EMA teacher "
+            f"when, at the chosen checkpoint, at least {tables.HEALTHY_LABEL_KEPT:.0%} of G(x) keep their label "
+            "under the EMA teacher "
             f"(aug/label_kept), G(x) varies with x (aug/x_div ≥ {tables.HEALTHY_X_DIV}) and with z "
             f"(aug/z_div ≥ {tables.HEALTHY_Z_DIV}); it collapsed where label_kept fell below "
             f"{tables.COLLAPSE_LABEL_KEPT} or x_div below {tables.COLLAPSE_X_DIV} at {tables.COLLAPSE_EVALS} "
@@ -244,7 +245,7 @@ def _grids(run: RunData, summary: pd.DataFrame, section: Section, report: Report
     """Grids of the ``grid_trials`` learned trials with the best acc/val whose checkpoint is found (in the
     run or a pooled one): chosen among the learned trials alone, since a study's hand-made baselines often
     rank first overall."""
-    from analysis.grids import sample_grid_png
+    from raydaug.analysis.grids import sample_grid_png
     from raydaug.errors import CheckpointError, ConfigError, DataError, NoGeneratorError
 
     learned = tables.best_checkpoint_table(summary[summary["aug"] == "learned"], len(summary))

@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from analysis.lineage import History
-from analysis.load import RunData, best_rows, load
+from raydaug.analysis.lineage import History
+from raydaug.analysis.load import RunData, best_rows, load
 from raydaug.config import LEGACY_VALUES, MUTABLE_HPARAMS
 from raydaug.errors import UsageError
 from raydaug.logging.parquet import join, parent, resolve, split_query

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.load import PARTITION_KEY, RunData, best_rows, config_dicts
+from raydaug.analysis.load import PARTITION_KEY, RunData, best_rows, config_dicts
 from raydaug.config import BASE_AUGS, HAND_MADE_KEYS, MUTABLE_HPARAMS, REMOVED_KEYS, TABLE3_ROWS
 
 # Table 1 of the paper: test accuracy (%) on the reduced training sets.
@@ -354,7 +354,8 @@ def comparison_headline(table: pd.DataFrame) -> list[str]:
         state = ("healthy G in every trial" if healthy == trials else
                  f"UNHEALTHY G: {trials - healthy} of {trials} trial(s) not healthy at their chosen checkpoint, "
                  f"{collapsed} collapsed — a regulariser, not a learned augmentation")
-        lines.append(f"{dataset}, {per_class}/class: {name} {format_mean_std(top['acc_test_mean'], top['acc_test_std'])}"
+        lines.append(f"{dataset}, {per_class}/class: {name} "
+                     f"{format_mean_std(top['acc_test_mean'], top['acc_test_std'])}"
                      f" vs best hand-made {best_name} {format_mean_std(best['acc_test_mean'], best['acc_test_std'])}"
                      f" → {_verdict(top['error_change_vs_best_hand_made'])} test error{_by_split(top)} ({state}); "
                      f"choosing no checkpoint: {_verdict(top['error_change_last'])} at the last report, "
@@ -468,7 +469,8 @@ def display_comparison(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "dataset": table["dataset"], "train/class": table["train_per_class"],
         "augmentation": [_aug_name(a, v) for a, v in zip(table["aug"], table["variant"])], "trials": table["trials"],
-        "acc/test % (mean ± std)": [format_mean_std(m, s) for m, s in zip(table["acc_test_mean"], table["acc_test_std"])],
+        "acc/test % (mean ± std)": [format_mean_std(m, s)
+                                    for m, s in zip(table["acc_test_mean"], table["acc_test_std"])],
         "test error vs best hand-made": _changes(table["error_change_vs_best_hand_made"]),
         "95 % CI over splits": [f"{_percent(low, 1)} to {_percent(high, 1)}" if math.isfinite(low) else "—"
                                 for low, high in zip(table["error_change_ci_low"], table["error_change_ci_high"])],
@@ -493,7 +495,8 @@ def display_table1(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "dataset": table["dataset"], "train/class": table["train_per_class"],
         "augmentation": [_aug_name(a, v) for a, v in zip(table["aug"], table["variant"])], "trials": table["trials"],
-        "acc/test % (mean ± std)": [format_mean_std(m, s) for m, s in zip(table["acc_test_mean"], table["acc_test_std"])],
+        "acc/test % (mean ± std)": [format_mean_std(m, s)
+                                    for m, s in zip(table["acc_test_mean"], table["acc_test_std"])],
         "reference %": [_cell(p) if not _missing(p) else "—" for p in table["paper"]],
         "reference from": [s or "—" for s in table["paper_source"]],
     })
@@ -503,7 +506,8 @@ def display_table3(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "dataset": table["dataset"], "train/class": table["train_per_class"], "row": table["row"],
         "players": table["players"], "trials": table["trials"],
-        "acc/test % (mean ± std)": [format_mean_std(m, s) for m, s in zip(table["acc_test_mean"], table["acc_test_std"])],
+        "acc/test % (mean ± std)": [format_mean_std(m, s)
+                                    for m, s in zip(table["acc_test_mean"], table["acc_test_std"])],
         "paper %": [_cell(p) for p in table["paper"]],
     })
 

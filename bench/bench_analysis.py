@@ -134,8 +134,8 @@ def _median_time(function, repeats: int) -> tuple[float, Any]:
 
 
 def bench_load(quick: bool) -> list[dict[str, Any]]:
-    import analysis
-    from analysis.load import compact_run
+    import raydaug.analysis as analysis
+    from raydaug.analysis.load import compact_run
 
     rows = ROWS[quick]
     repeats = REPEATS[quick]

@@ -13,8 +13,8 @@ On the CPU the evaluation reads only the first :data:`CPU_EVAL_IMAGES` images of
 49,000 32 px images with the paper's classifier takes minutes on a small CPU) and the test set holds only
 that many; the rest of the full test set's float32 bytes are added to the peak RSS. Both are exact to
 first order: evaluation runs in chunks of 1024 images, so only the resident tensors grow with the splits,
-and the training and validation splits stay resident at full size. Not included: Ray's worker process on top of the trial
-(row "Ray worker baseline": a Python process with torch and ``ray.tune`` imported), and the raw
+and the training and validation splits stay resident at full size. Not included: Ray's worker process on top of the
+trial (row "Ray worker baseline": a Python process with torch and ``ray.tune`` imported), and the raw
 uint8 dataset a torchvision loader holds while it selects the reduced split (freed before training).
 
 This module measures on the CPU; ``bench_gpu`` calls :func:`memory_rows` with ``cuda`` for the GPU figures.
@@ -147,9 +147,8 @@ def measure(name: str) -> dict[str, Any]:
 
 def ray_worker_baseline() -> float:
     """Peak RSS (MiB) of a Python process that imported torch, raydaug's trainable and ray.tune."""
-    from bench import peak_rss_mb
-
     import raydaug.tune.trainable  # noqa: F401 - the imports a Tune trial worker holds
+    from bench import peak_rss_mb
 
     return peak_rss_mb()
 

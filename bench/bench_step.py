@@ -4,8 +4,8 @@ Configurations: 16 px (digits, ``classifier=small``, ``disc=small``, default ``n
 (CIFAR-sized random data, 3 channels, the paper's nets: ``preset=paper_cifar10`` without CIFAR files),
 batch 32 and 64. Per configuration, in a fresh process (so peak RSS is its own): ms/step (median),
 samples/s, FLOPs per step (``torch.utils.flop_counter.FlopCounterMode`` over one whole ``train_step``
-including every backward), achieved FLOP/s, and its ratio to the best float32 matmul rate of the run (each configuration's process
-measures one just before and one just after its timed steps). Goal: ≥ 0.6 of the matmul rate.
+including every backward), achieved FLOP/s, and its ratio to the best float32 matmul rate of the run (each
+configuration's process measures one just before and one just after its timed steps). Goal: ≥ 0.6 of the matmul rate.
 
 ``python -m bench.bench_step --profile [--size 16] [--batch 32]`` prints a ``torch.profiler`` table of a
 few steps instead. ``RAYDAUG_BENCH_THREADS=N`` sets torch's intra-op threads (default: torch's own);
@@ -21,7 +21,8 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 GOAL_RATIO = 0.6
 CONFIGS = ((16, 32), (16, 64), (32, 32), (32, 64))  # (image size, batch)

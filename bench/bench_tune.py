@@ -2,8 +2,9 @@
 
 1. **Tune overhead**: one trial through Tune against the plain ``Trainer`` loop (same config, same
    iterations, checkpoints at the same epochs, one torch thread each), alternated in one process:
-   plain, Tune, plain (quick) or plain, Tune, plain, Tune, plain; medians. Throughput = training samples between the first and the last evaluation
-   divided by the time between them (steady state; Ray start-up and actor start are reported apart).
+   plain, Tune, plain (quick) or plain, Tune, plain, Tune, plain; medians. Throughput = training samples between
+   the first and the last evaluation divided by the time between them (steady state; Ray start-up and actor
+   start are reported apart).
    Goal: Tune/plain ≥ 0.95.
 2. **Exploit cost**: a 2-trial PBT forced to exploit (one trial cannot learn: lr_c 1e-6; quantile 0.5,
    perturbation every iteration). For each exploit: time on the driver from the exploited trial's last

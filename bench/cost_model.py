@@ -12,8 +12,8 @@ classifier's forward + backward (≈ 3 × F_eval; the baseline augmentations), a
 forward. GPU-hours = FLOPs / rate, at the rate measured with 4 trials per GPU and at a stated fraction of
 an H100's bf16 dense peak. The measured rate is for batch 32; a step that small is bound by kernel launches
 (the 16 px step took 16 ms at batch 32 and 20 ms at 256 on the H200), so a batch-16 trial is counted at
-half that FLOP rate (larger batches are not credited with more). A day's GPUs: ceil(GPU-hours / 24), unless one trial alone runs longer than a
-day at its share of a GPU (PBT trials run concurrently, each one sequentially).
+half that FLOP rate (larger batches are not credited with more). A day's GPUs: ceil(GPU-hours / 24), unless one
+trial alone runs longer than a day at its share of a GPU (PBT trials run concurrently, each one sequentially).
 """
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ import json
 import math
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from bench import REPO_ROOT, RESULTS_DIR
@@ -145,7 +144,8 @@ def build_table() -> str:
         f"Measured inputs: joint step {flops['step'] / 1e9:.1f} GFLOP per training sample and classifier "
         f"forward {flops['eval'] / 1e9:.2f} GFLOP per evaluated image (paper nets, 32 px); one {card} shared "
         f"by 4 trials (0.25 GPU each, fp32) trains {four:,.0f} samples/s in all ({one:,.0f} for one trial on the "
-        f"whole card), i.e. **{measured / 1e12:.1f} TFLOP/s** per GPU = {measured / (H100_BF16_DENSE_TFLOPS * 1e12):.1%} "
+        f"whole card), i.e. **{measured / 1e12:.1f} TFLOP/s** per GPU = "
+        f"{measured / (H100_BF16_DENSE_TFLOPS * 1e12):.1%} "
         f"of an H100's bf16 dense peak ({H100_BF16_DENSE_TFLOPS:g} TFLOP/s). The second rate is "
         f"**{TARGET_FRACTION:.0%} of that peak** ({target / 1e12:.0f} TFLOP/s), what the same work could reach "
         "with large bf16 batches and no launch overhead.",
@@ -173,9 +173,12 @@ def build_table() -> str:
         configs = [trial["config"] for trial in trials]
         train_sizes = sorted({c.train_per_class * 10 for c in configs})
         epochs = sorted({c.epochs for c in configs})
+        size_range = ('–'.join(f'{n:,}' for n in (train_sizes[0], train_sizes[-1])) if len(train_sizes) > 1
+                      else f'{train_sizes[0]:,}')
         lines.append(f"| {title} | {len(trials)} | {'/'.join(map(str, epochs))} | "
-                     f"{'–'.join(f'{n:,}' for n in (train_sizes[0], train_sizes[-1])) if len(train_sizes) > 1 else f'{train_sizes[0]:,}'} | "
-                     f"{'/'.join(str(b) for b in sorted({c.batch_size for c in configs}))} | {total / 1e15:,.0f} | {gpu_hours:,.1f} | {total / target / 3600:,.1f} | {day} |")
+                     f"{size_range} | "
+                     f"{'/'.join(str(b) for b in sorted({c.batch_size for c in configs}))} | "
+                     f"{total / 1e15:,.0f} | {gpu_hours:,.1f} | {total / target / 3600:,.1f} | {day} |")
     lines.append(f"| **all of the above** | | | | | {all_flops / 1e15:,.0f} | {all_hours:,.1f} | "
                  f"{all_flops / target / 3600:,.1f} | {max(1, math.ceil(all_hours / 24))} |")
     lines += [

@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from raydaug.config import MUTABLE_HPARAMS, Config, parse_overrides
 from raydaug.errors import EXIT_CODES, UsageError
@@ -41,7 +42,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from analysis.report import analyze_command
+    from raydaug.analysis.report import analyze_command
 
     analyze_command(args.run_dir, args.out, args.baselines, args.pool)
     return 0
@@ -49,12 +50,12 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 def _cmd_schedule(args: argparse.Namespace) -> int:
     if args.schedule_command == "export":
-        from analysis.schedule import export_command
+        from raydaug.analysis.schedule import export_command
 
         export_command(args.run_dir, args.trial, args.out)
         return 0
     # replay: the schedule comes from analysis (a file, or exported from a run), the run from raydaug.tune
-    from analysis.schedule import schedule_to_replay
+    from raydaug.analysis.schedule import schedule_to_replay
     from raydaug.tune.replay import run_replay
 
     schedule, beside_source = schedule_to_replay(args.source, args.trial)
@@ -75,7 +76,7 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def _cmd_compact(args: argparse.Namespace) -> int:
-    from analysis.load import compact_command
+    from raydaug.analysis.load import compact_command
 
     compact_command(args.run_dir)
     return 0

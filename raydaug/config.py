@@ -10,11 +10,11 @@ import dataclasses
 import math
 import types
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Mapping, Union, get_args, get_origin, get_type_hints
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from .errors import ConfigError
-
 
 DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist", "svhn", "cifar10")
 BASE_AUGS = ("none", "light", "strong", "trivial")
@@ -137,7 +137,7 @@ class Config:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "Config":
+    def from_dict(cls, values: Mapping[str, Any]) -> Config:
         """Build a validated Config. ``preset`` (comma-separated names) is applied first, then the
         explicit keys, so ``--set preset=paper_cifar10 --set epochs=10`` does what it says."""
         values = dict(values)
@@ -157,7 +157,7 @@ class Config:
         return config
 
     @classmethod
-    def from_logged(cls, values: Mapping[str, Any], **overrides: Any) -> "Config":
+    def from_logged(cls, values: Mapping[str, Any], **overrides: Any) -> Config:
         """The Config of a config a run logged (a checkpoint's, a schedule's): its presets are already
         expanded, and a key removed since loads where it did nothing (:data:`REMOVED_KEYS`); one that trained
         a removed feature raises a :class:`ConfigError` naming it and the commit that removed it."""
@@ -172,7 +172,7 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def replace(self, **changes: Any) -> "Config":
+    def replace(self, **changes: Any) -> Config:
         """A new validated Config with ``changes`` applied (presets are not re-applied)."""
         values = self.to_dict()
         values.update(changes)

@@ -28,7 +28,7 @@ class Split:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def to(self, device: torch.device) -> "Split":
+    def to(self, device: torch.device) -> Split:
         return Split(self.images.to(device), self.labels.to(device))
 
 
@@ -48,7 +48,7 @@ class Splits:
     def denormalize(self, images: torch.Tensor) -> torch.Tensor:
         return images * self.std + self.mean
 
-    def to(self, device: torch.device) -> "Splits":
+    def to(self, device: torch.device) -> Splits:
         return Splits(self.train.to(device), self.val.to(device), self.test.to(device),
                       self.mean.to(device), self.std.to(device), self.channels, self.num_classes)
 

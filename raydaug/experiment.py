@@ -10,13 +10,14 @@ None`` (a second stage built from the first one's results). Search-space values 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import ConfigError
 
-PACKAGE = "tune_configs"
+PACKAGE = "raydaug.tune_configs"
 # the name of a follow-up stage of hand-made baselines: ``raydaug tune`` writes it to RUN_DIR_baselines, and
 # ``raydaug analyze RUN_DIR`` merges that run's baselines into the comparison
 BASELINES_STAGE = "baselines"

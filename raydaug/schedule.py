@@ -12,7 +12,8 @@ changes at one iteration would be one change, and a change at 0 is the initial c
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from .config import MUTABLE_HPARAMS, Config
 from .errors import ConfigError

@@ -6,8 +6,8 @@ the trainer sums them on the device and reads them once per evaluation, so no st
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F

@@ -9,9 +9,10 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -19,8 +20,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import HPARAM_METRICS, Config
 from .data import NUM_CLASSES, Splits, load_splits
 from .errors import ConfigError, NonFiniteLossError
-from .state import (TrainState, apply_hparams, build_state, checkpoint_file, load_state_dict,
-                           resolve_device, state_dict)
+from .state import TrainState, apply_hparams, build_state, checkpoint_file, load_state_dict, resolve_device, state_dict
 from .steps import augmentation_health, evaluate, train_step
 
 LOSS_PLAYERS = {"loss/dc": "DC", "loss/dd": "DD", "loss/g": "G", "loss/c": "C"}

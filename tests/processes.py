@@ -17,8 +17,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RAY_CLI = str(Path(sys.executable).with_name("ray"))
@@ -91,9 +92,9 @@ def finish(process: subprocess.Popen, log: Path, timeout_s: float = PROCESS_TIME
     """Wait for ``process`` (killing its group on timeout); returns (exit code, its output)."""
     try:
         code = process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as error:
         kill_group(process)
-        raise AssertionError(f"{process.args} did not finish in {timeout_s} s:\n{log.read_text()[-3000:]}")
+        raise AssertionError(f"{process.args} did not finish in {timeout_s} s:\n{log.read_text()[-3000:]}") from error
     return code, log.read_text()
 
 
@@ -170,7 +171,7 @@ class LoopbackCluster:
         wait_for(lambda: "Ray runtime started" in log.read_text(), f"node {name}", timeout_s=120,
                  process=node, log=log)
 
-    def start(self, workers: int) -> "LoopbackCluster":
+    def start(self, workers: int) -> LoopbackCluster:
         self._start("head", ["--head", f"--port={self.port}", "--num-cpus=0", "--include-dashboard=false",
                              f"--dashboard-port={free_port()}"])
         for index in range(workers):  # one at a time: nodes starting together race for socket names
@@ -187,7 +188,8 @@ class LoopbackCluster:
         return list(kill_group(self.nodes[name]).values())
 
     def kill_worker_midway(self, name: str, driver: subprocess.Popen, log: Path,
-                           durable: Callable[[], dict[str, int]], epochs: int) -> tuple[list[str], float, dict[str, int]]:
+                           durable: Callable[[], dict[str, int]],
+                           epochs: int) -> tuple[list[str], float, dict[str, int]]:
         """SIGKILL worker ``name`` while a trial runs there, then let the driver finish. Asserts that a
         trial ran on the node, that the trials had not finished (``durable()``: trial → iterations in
         storage) and that the driver exits 0; returns what ran on the node, the kill's time and ``durable()``

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
-from analysis.load import load
+from raydaug.analysis.load import load
 from raydaug.logging.parquet import resolve
 
 

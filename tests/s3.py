@@ -52,7 +52,7 @@ class MotoS3:
                          {"endpoint_override": self.endpoint, "scheme": "http", **options}.items())
         return f"s3://{path.strip('/')}?{query}"
 
-    def start(self) -> "MotoS3":
+    def start(self) -> MotoS3:
         extra = {"INITIAL_NO_AUTH_ACTION_COUNT": "0"} if self.auth else {}
         log = self.folder / "moto.log"
         self.process = spawn([MOTO_SERVER, "-H", "127.0.0.1", "-p", str(self.port)], log,

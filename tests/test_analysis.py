@@ -19,12 +19,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import analysis
-from analysis import curves, lineage, tables
-from analysis.load import NoMetricsError, NotARunError, PartFileWarning, compact_run
-from analysis.checkpoints import find_checkpoints
-from analysis.report import analyze_command, build_report
-from analysis.schedule import export_schedule, read_schedule, values_at, write_schedule
+import raydaug.analysis as analysis
+from raydaug.analysis import curves, lineage, tables
+from raydaug.analysis.checkpoints import find_checkpoints
+from raydaug.analysis.load import NoMetricsError, NotARunError, PartFileWarning, compact_run
+from raydaug.analysis.report import analyze_command, build_report
+from raydaug.analysis.schedule import export_schedule, read_schedule, values_at, write_schedule
 from raydaug.checkpoint import save_checkpoint
 from raydaug.cli import main
 from raydaug.config import MUTABLE_HPARAMS, Config
@@ -481,7 +481,7 @@ def test_a_run_logged_before_a_key_existed_reads_with_its_legacy_value(tmp_path)
     """teacher_weight, base_aug and eval_ema came later, with new defaults (1, trivial, true): a run whose
     logged config lacks them trained without the teacher's term on raw images and measured C itself, and
     analysis and replay must say so."""
-    from analysis.load import config_dicts
+    from raydaug.analysis.load import config_dicts
 
     old = config(aug="learned")
     del old["teacher_weight"], old["base_aug"], old["eval_ema"]
@@ -616,7 +616,7 @@ def test_find_checkpoints_prefers_the_best_iteration(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     for iteration, index in ((4, 1), (6, 2)):
-        folder = run / f"train_trial_abc_00001_1_alpha=0.1_2025-01-01" / f"checkpoint_{index:06d}"
+        folder = run / "train_trial_abc_00001_1_alpha=0.1_2025-01-01" / f"checkpoint_{index:06d}"
         folder.mkdir(parents=True)
         (folder / "state.pt").write_bytes(b"x")
         (folder / "trial.json").write_text(json.dumps({"training_iteration": iteration}))
@@ -693,7 +693,7 @@ def test_analyze_a_train_folder_end_to_end(train_run, one_thread, tmp_path, caps
 def test_a_checkpoint_logged_with_a_key_removed_since_still_renders_its_grid(train_run, tmp_path):
     """A run from before c_views and warp_bound were removed logged them at the values at which they did
     nothing: its G's sample grid renders; a G that trained a warp is refused by name, not rebuilt without it."""
-    from analysis.grids import render_samples
+    from raydaug.analysis.grids import render_samples
     from raydaug.checkpoint import load_checkpoint
 
     payload = load_checkpoint(train_run / "checkpoints" / "state.pt")

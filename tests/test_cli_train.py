@@ -21,8 +21,10 @@ def test_train_command_runs_and_reports(tmp_path, capsys):
 @pytest.mark.parametrize("args, fragment", [
     (["--set", "lr_c=-1"], "lr_c=-1.0 is out of range"),
     (["--set", "colour=red"], "unknown config key 'colour'"),
-    (["--set", "dataset=cifar10", "--set", "data_dir=/nonexistent"], "dataset=cifar10: could not load it from /nonexistent"),
-    (["--set", "joint=false", "--set", "g_checkpoint=/nonexistent/state.pt"], "cannot read checkpoint /nonexistent/state.pt"),
+    (["--set", "dataset=cifar10", "--set", "data_dir=/nonexistent"],
+     "dataset=cifar10: could not load it from /nonexistent"),
+    (["--set", "joint=false", "--set", "g_checkpoint=/nonexistent/state.pt"],
+     "cannot read checkpoint /nonexistent/state.pt"),
     (["--config", "/nonexistent/x.py"], "not found"),
     (["--resume"], "no checkpoint at"),
 ])

@@ -1,3 +1,4 @@
+import dataclasses
 import re
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def test_grid_values_are_typed_as_their_key_and_bad_grids_are_rejected():
 
 
 def test_config_is_frozen():
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         Config().alpha = 1.0  # type: ignore[misc]
 
 

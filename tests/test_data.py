@@ -5,8 +5,15 @@ import torch.nn.functional as F
 
 from raydaug import data
 from raydaug.config import DATASETS
-from raydaug.data import (_pad_pixels, augment_light, augment_strong, augment_trivial, baseline_augment,
-                          load_splits, stratified_indices)
+from raydaug.data import (
+    _pad_pixels,
+    augment_light,
+    augment_strong,
+    augment_trivial,
+    baseline_augment,
+    load_splits,
+    stratified_indices,
+)
 from tests.helpers import tiny
 
 

@@ -15,10 +15,11 @@ from raydaug.logging import parquet as P
 from raydaug.train import Trainer
 from tests.helpers import tiny
 
-# The metric names of the project's design (the public contract; docs/analysis.md lists them), in its order. A copy, on purpose: the schema is checked
-# against it, not against itself.
+# The metric names of the project's design (the public contract; docs/analysis.md lists them), in its order. A copy,
+# on purpose: the schema is checked against it, not against itself.
 DESIGN_METRICS = ["loss/c", "loss/g", "loss/dc", "loss/dd", "acc/train", "acc/val", "acc/test", "acc/aug",
-                  "lr/c", "lr/g", "lr/dc", "lr/dd", "hp/alpha", "hp/beta", "hp/gamma", "hp/teacher_weight", "epoch", "step",
+                  "lr/c", "lr/g", "lr/dc", "lr/dd", "hp/alpha", "hp/beta", "hp/gamma", "hp/teacher_weight",
+                  "epoch", "step",
                   "time/step_ms", "time/samples_per_s", "aug/l1", "aug/affine_dev", "aug/z_div", "aug/x_div",
                   "aug/label_kept"]
 BOOKKEEPING = ["training_iteration", "time_total_s", "timestamp"]  # added by metrics_row, not the trainer

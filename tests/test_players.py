@@ -48,8 +48,9 @@ def _own_loss_grads(trainer: Trainer, player: str) -> dict[str, torch.Tensor]:
     raw, y, pair = _batch(trainer)
     x = splits.normalize(raw)
     fake = state.nets["g"](x, sample_noise(state, x.shape[0]))
-    from raydaug.losses import discriminator_loss
     import torch.nn.functional as F
+
+    from raydaug.losses import discriminator_loss
 
     if player == "g":
         loss = generator_loss(state, x, y, fake)

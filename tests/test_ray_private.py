@@ -9,15 +9,21 @@ exploits (at every perturbation, by the weak trial) do not depend on how fast a 
 reported once: PBT compares only unfinished trials.) The one case that needs concurrent trials (the
 double registration) has a run of its own. Each test was checked to fail with its workaround removed.
 
-| private name (Ray 2.60) | used in | test |
-|---|---|---|
-| ``PopulationBasedTraining._exploit`` (hook), ``._trial_state[t].last_result`` | schedulers._ExploitRecorder | ``test_every_exploit_is_recorded_with_the_donor_checkpoint_iteration`` |
-| ``checkpoint_manager._latest_checkpoint_result``, ``_TrainingResult`` | schedulers._own_checkpoint | ``test_an_exploited_trial_restores_its_own_copy_of_the_donor_checkpoint`` |
-| ``result["checkpoint_dir_name"]``, ``trial.storage.current_checkpoint_index`` | schedulers._sync_checkpoint_index | ``test_no_checkpoint_folder_is_written_twice`` |
-| ``checkpoint_manager._checkpoint_results``, ``storage.trial_fs_path``, ``storage.storage_filesystem`` | schedulers._drop_unregistered_checkpoint | ``test_no_unregistered_checkpoint_folder_is_left_behind`` |
-| ``trial.is_saving`` (with ``result["should_checkpoint"]``) | callbacks.RegisterCheckpointOnce | ``test_no_checkpoint_is_registered_or_deleted_twice`` |
-| ``PopulationBasedTraining._synch`` | schedulers._ExploitRecorder | ``test_synch_attribute_follows_the_constructor`` |
-| ``choose_trial_to_run`` (public hook) over ``._trial_state[t].last_train_time`` | schedulers._ExploitRecorder | ``test_an_exploited_trial_lets_its_waiting_donor_run_first``, ``test_no_exploit_clones_the_same_checkpoint_twice`` |
+Private name (Ray 2.60) — used in — test:
+
+- ``PopulationBasedTraining._exploit`` (hook), ``._trial_state[t].last_result`` — schedulers._ExploitRecorder —
+  ``test_every_exploit_is_recorded_with_the_donor_checkpoint_iteration``
+- ``checkpoint_manager._latest_checkpoint_result``, ``_TrainingResult`` — schedulers._own_checkpoint —
+  ``test_an_exploited_trial_restores_its_own_copy_of_the_donor_checkpoint``
+- ``result["checkpoint_dir_name"]``, ``trial.storage.current_checkpoint_index`` — schedulers._sync_checkpoint_index —
+  ``test_no_checkpoint_folder_is_written_twice``
+- ``checkpoint_manager._checkpoint_results``, ``storage.trial_fs_path``, ``storage.storage_filesystem`` —
+  schedulers._drop_unregistered_checkpoint — ``test_no_unregistered_checkpoint_folder_is_left_behind``
+- ``trial.is_saving`` (with ``result["should_checkpoint"]``) — callbacks.RegisterCheckpointOnce —
+  ``test_no_checkpoint_is_registered_or_deleted_twice``
+- ``PopulationBasedTraining._synch`` — schedulers._ExploitRecorder — ``test_synch_attribute_follows_the_constructor``
+- ``choose_trial_to_run`` (public hook) over ``._trial_state[t].last_train_time`` — schedulers._ExploitRecorder —
+  ``test_an_exploited_trial_lets_its_waiting_donor_run_first``, ``test_no_exploit_clones_the_same_checkpoint_twice``
 """
 from __future__ import annotations
 
@@ -34,7 +40,7 @@ ray = pytest.importorskip("ray")
 from ray import tune  # noqa: E402
 from ray.train._internal import checkpoint_manager as ray_checkpoint_manager  # noqa: E402
 
-from raydaug.config import Config, MUTABLE_HPARAMS  # noqa: E402
+from raydaug.config import MUTABLE_HPARAMS, Config  # noqa: E402
 from raydaug.experiment import Experiment  # noqa: E402
 from raydaug.tune import runner  # noqa: E402
 from raydaug.tune.schedulers import RecordingPB2, RecordingPBT, population_settings  # noqa: E402
@@ -81,7 +87,7 @@ class Bookkeeping:
         self.deletions: list[str] = []
         self._patch = pytest.MonkeyPatch()
 
-    def __enter__(self) -> "Bookkeeping":
+    def __enter__(self) -> Bookkeeping:
         real_register = ray_checkpoint_manager._CheckpointManager.register_checkpoint
         real_delete = ray_checkpoint_manager._delete_fs_path
 

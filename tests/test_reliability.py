@@ -29,14 +29,20 @@ import pytest
 ray = pytest.importorskip("ray")
 from ray import tune  # noqa: E402
 
-from analysis.load import load  # noqa: E402
+from raydaug.analysis.load import load  # noqa: E402
 from raydaug.cli import main  # noqa: E402
 from raydaug.experiment import Experiment  # noqa: E402
 from raydaug.tune import runner  # noqa: E402
 from raydaug.tune.trainable import REPLAY_KEY  # noqa: E402
 from tests.processes import LoopbackCluster, child_env, finish, kill_group, spawn, wait_for  # noqa: E402
-from tests.runlogs import (assert_every_iteration_once, durable_iterations, every_trial_reached,  # noqa: E402
-                           report, rows_written_twice, trial_events)
+from tests.runlogs import (  # noqa: E402
+    assert_every_iteration_once,
+    durable_iterations,
+    every_trial_reached,
+    report,
+    rows_written_twice,
+    trial_events,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -171,7 +177,8 @@ def test_driver_sigkill_then_resume_completes_the_experiment(tmp_path):
     restored = after[after["event"] == "restore"]
     restored_from = dict(zip(restored["trial_id"], restored["training_iteration"]))
     unfinished = {trial for trial, iteration in before.items() if iteration < epochs}
-    assert unfinished <= set(restored_from), f"an unfinished trial did not continue from its checkpoint: {restored_from}"
+    assert unfinished <= set(restored_from), (
+        f"an unfinished trial did not continue from its checkpoint: {restored_from}")
     written_twice = rows_written_twice(run_dir)
     report("driver SIGKILL", durable_before_kill=before, restored_from=restored_from,
            rows_written_twice=written_twice)

@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-import analysis
-from analysis import companions, curves, tables
+import raydaug.analysis as analysis
+from raydaug.analysis import companions, curves, tables
 from raydaug.cli import main
 from raydaug.config import Config
 from raydaug.logging import parquet as P
@@ -161,7 +161,8 @@ def test_the_change_is_compared_split_by_split_with_a_paired_bootstrap_interval(
     table = tables.comparison(tables.trial_summary(analysis.load(str(run)))).set_index("aug")
     learned = table.loc["learned"]
     assert (learned["paired_splits"], learned["ahead_splits"], learned["behind_splits"]) == (2, 2, 0)
-    assert learned["error_change_ci_low"] == pytest.approx(-0.25) and learned["error_change_ci_high"] == pytest.approx(-0.25)
+    assert learned["error_change_ci_low"] == pytest.approx(-0.25)
+    assert learned["error_change_ci_high"] == pytest.approx(-0.25)
     light = table.loc["light"]
     assert (light["paired_splits"], light["ahead_splits"], light["behind_splits"]) == (3, 0, 0)
     assert light["error_change_ci_low"] == light["error_change_ci_high"] == 0.0

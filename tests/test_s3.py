@@ -26,13 +26,19 @@ import pytest
 ray = pytest.importorskip("ray")
 pytest.importorskip("moto")
 
-from analysis.load import load  # noqa: E402
+from raydaug.analysis.load import load  # noqa: E402
 from raydaug.checkpoint import load_checkpoint  # noqa: E402
 from raydaug.cli import main  # noqa: E402
 from raydaug.logging.parquet import join  # noqa: E402
 from tests.processes import LoopbackCluster, child_env, finish, kill_group, spawn, wait_for  # noqa: E402
-from tests.runlogs import (assert_every_iteration_once, durable_iterations, every_trial_reached,  # noqa: E402
-                           report, rows_written_twice, trial_events)
+from tests.runlogs import (  # noqa: E402
+    assert_every_iteration_once,
+    durable_iterations,
+    every_trial_reached,
+    report,
+    rows_written_twice,
+    trial_events,
+)
 from tests.s3 import S3_ENV, MotoS3, export_credentials  # noqa: E402
 
 BUCKET = "raydaug-runs"

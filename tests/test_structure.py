@@ -117,7 +117,8 @@ def test_error_classes_live_in_raydaug_errors(name):
                  for base in node.bases}
         error_like = bases & EXCEPTION_NAMES or any(b.endswith(("Error", "Exception", "Warning")) for b in bases)
         if error_like and not (name == "bench" and node.name == "NotApplicable"):
-            pytest.fail(f"{path.relative_to(ROOT)} defines the error class {node.name}: it belongs in raydaug/errors.py")
+            pytest.fail(f"{path.relative_to(ROOT)} defines the error class {node.name}: "
+                        "it belongs in raydaug/errors.py")
 
 
 def test_the_error_check_sees_error_classes():

@@ -20,8 +20,8 @@ from ray.tune.trainable import wrap_function  # noqa: E402
 
 from raydaug.checkpoint import load_checkpoint  # noqa: E402
 from raydaug.cli import main  # noqa: E402
-from raydaug.errors import UsageError  # noqa: E402
 from raydaug.config import MUTABLE_HPARAMS, Config, ConfigError  # noqa: E402
+from raydaug.errors import UsageError  # noqa: E402
 from raydaug.experiment import Experiment, load_experiment  # noqa: E402
 from raydaug.train import Trainer  # noqa: E402
 from raydaug.tune import runner  # noqa: E402
@@ -299,15 +299,18 @@ def write_config(tmp_path: Path, body: str) -> str:
 
 @pytest.mark.parametrize("body, changes, error, fragment", [
     ("X = 1\n", {}, ConfigError, "does not define experiment()"),
-    ("def experiment():\n    return Experiment(name='x', base={}, search_space={'learning_rate': tune.uniform(0, 1)})\n",
+    ("def experiment():\n"
+     "    return Experiment(name='x', base={}, search_space={'learning_rate': tune.uniform(0, 1)})\n",
      {}, ConfigError, "unknown config key"),
     ("def experiment():\n    return Experiment(name='x', base={}, scheduler='pbt',\n"
      "        scheduler_options={'mutations': {'lr_c': (-1e-3, 1e-2)}})\n", {}, ConfigError, "lr_c"),
     ("def experiment():\n    return Experiment(name='x', base={}, scheduler='pbt',\n"
      "        scheduler_options={'mutations': {'epochs': (1, 10)}})\n", {}, ConfigError, "epochs"),
-    ("def experiment():\n    return Experiment(name='x', base={}, search_space={'lr_g': tune.grid_search([1e-3, -1.0])})\n",
+    ("def experiment():\n"
+     "    return Experiment(name='x', base={}, search_space={'lr_g': tune.grid_search([1e-3, -1.0])})\n",
      {}, ConfigError, "lr_g"),
-    ("def experiment():\n    return Experiment(name='x', base={})\n", {"gpus_per_trial": 1.5}, UsageError, "whole number"),
+    ("def experiment():\n    return Experiment(name='x', base={})\n", {"gpus_per_trial": 1.5},
+     UsageError, "whole number"),
     ("def experiment():\n    return Experiment(name='x', base={})\n", {"storage": "nosuchscheme://bucket/x"},
      UsageError, "--storage"),
     ("def experiment():\n    return Experiment(name='x', base={})\n", {"address": "not an address"},
@@ -399,7 +402,8 @@ def test_a_followup_comes_from_the_one_loaded_module(tmp_path):
     path = tmp_path / "two_stage.py"
     path.write_text(
         "from pathlib import Path\nfrom raydaug.experiment import Experiment\n"
-        f"counter = Path({str(counter)!r})\ncounter.write_text(counter.read_text() + 'x' if counter.exists() else 'x')\n"
+        f"counter = Path({str(counter)!r})\n"
+        "counter.write_text(counter.read_text() + 'x' if counter.exists() else 'x')\n"
         "def experiment():\n    return Experiment(name='first', base={})\n"
         "def followup(run_dir):\n    return Experiment(name='second', base={'data_dir': run_dir})\n")
     plan = runner.plan_from_args(tune_args(config=str(path), storage=str(tmp_path / "runs")))

@@ -4,7 +4,7 @@ the learning rates, starting around the authors' CIFAR values. 8 trials at 0.25 
 ``--smoke``: the same PBT shape on digits with tiny nets.
 """
 from raydaug.experiment import Experiment
-from tune_configs._common import paper_population
+from raydaug.tune_configs._common import paper_population
 
 
 def experiment() -> Experiment:

@@ -11,7 +11,7 @@ baselines are the method study's (same splits, same budgets), so there is no fol
 About 6 min per digits trial and 14-19 per mnist5k trial on one CPU. ``--smoke``: one seed, tiny nets, digits.
 """
 from raydaug.experiment import Experiment
-from tune_configs.method_study import on_the_protocol
+from raydaug.tune_configs.method_study import on_the_protocol
 
 
 def experiment() -> Experiment:

@@ -9,7 +9,7 @@ base_aug=strong``, ``--set g_every=5 --set dataset=digits``), with ``--no-follow
 compared with this run's baselines through ``raydaug analyze RUN --baselines runs/ema_study_baselines``.
 """
 from raydaug.experiment import Experiment
-from tune_configs.method_study import baselines, on_the_protocol
+from raydaug.tune_configs.method_study import baselines, on_the_protocol
 
 
 def experiment() -> Experiment:

@@ -11,7 +11,7 @@ It pins ``eval_ema=false`` (C itself, as first measured); today's protocol is ``
 from ray import tune
 
 from raydaug.experiment import Experiment
-from tune_configs._common import SEEDS, TINY_DIGITS
+from raydaug.tune_configs._common import SEEDS, TINY_DIGITS
 
 PER_CLASS = [3, 5, 10, 20, 50]
 AUGS = ["none", "light", "trivial", "learned"]

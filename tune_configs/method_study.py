@@ -18,7 +18,7 @@ from ray import tune
 
 from raydaug.config import BASE_AUGS
 from raydaug.experiment import BASELINES_STAGE, Experiment
-from tune_configs._common import MNIST5K_SMALL_EPOCHS, SEEDS, TINY_DIGITS
+from raydaug.tune_configs._common import MNIST5K_SMALL_EPOCHS, SEEDS, TINY_DIGITS
 
 # per dataset: (train_per_class, val_per_class, epochs) — the reference digits protocol and MNIST-550
 PROTOCOL = {"digits": (10, 30, 500), "mnist5k": (55, 50, MNIST5K_SMALL_EPOCHS)}

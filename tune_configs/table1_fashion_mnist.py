@@ -6,8 +6,9 @@ Needs the dataset under data_dir (torchvision layout; add ``--set download=true`
 ``--smoke`` keeps the population/PBT shape but runs tiny nets on the embedded digits data.
 """
 from raydaug.experiment import Experiment
-from tune_configs._common import paper_population
+from raydaug.tune_configs._common import paper_population
 
 
 def experiment() -> Experiment:
-    return paper_population("table1_fashion_mnist", "paper_fashion_mnist", epochs=1000, eval_every=5, checkpoint_every=25)
+    return paper_population("table1_fashion_mnist", "paper_fashion_mnist", epochs=1000, eval_every=5,
+                            checkpoint_every=25)

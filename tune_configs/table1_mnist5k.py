@@ -10,7 +10,7 @@ from ray import tune
 
 from raydaug.config import BASE_AUGS
 from raydaug.experiment import Experiment
-from tune_configs._common import GPUS_PER_TRIAL, SEEDS, TINY_DIGITS
+from raydaug.tune_configs._common import GPUS_PER_TRIAL, SEEDS, TINY_DIGITS
 
 PRESETS = [*(f"paper_mnist5k,hand_{aug}" for aug in BASE_AUGS), "paper_mnist5k", "paper_mnist5k,paper_method"]
 

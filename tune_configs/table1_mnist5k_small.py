@@ -9,7 +9,7 @@ from ray import tune
 
 from raydaug.config import AUGS
 from raydaug.experiment import Experiment
-from tune_configs._common import MNIST5K_SMALL_EPOCHS, SEEDS, TINY_DIGITS
+from raydaug.tune_configs._common import MNIST5K_SMALL_EPOCHS, SEEDS, TINY_DIGITS
 
 
 def experiment() -> Experiment:

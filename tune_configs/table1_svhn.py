@@ -6,7 +6,7 @@ Needs the dataset under data_dir (torchvision layout; add ``--set download=true`
 ``--smoke`` keeps the population/PBT shape but runs tiny nets on the embedded digits data.
 """
 from raydaug.experiment import Experiment
-from tune_configs._common import paper_population
+from raydaug.tune_configs._common import paper_population
 
 
 def experiment() -> Experiment:

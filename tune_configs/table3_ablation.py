@@ -7,7 +7,7 @@ from ray import tune
 
 from raydaug.config import TABLE3_ROWS
 from raydaug.experiment import Experiment
-from tune_configs._common import GPUS_PER_TRIAL, TINY_DIGITS
+from raydaug.tune_configs._common import GPUS_PER_TRIAL, TINY_DIGITS
 
 SEEDS = [0, 1, 2]
 SMOKE = {**TINY_DIGITS, "epochs": 2, "checkpoint_every": 1, "seed": tune.grid_search([0])}

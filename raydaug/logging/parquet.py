@@ -1,8 +1,8 @@
 """Buffered Parquet writers with explicit schemas, writing whole files (temp + rename).
 
-Layout (docs/analysis.md, "Columns"): ``RUN_DIR/parquet/metrics/trial_id=<id>/part-<n>.parquet``, ``.../trials/part-<n>.parquet``,
-``.../pbt_events/part-<n>.parquet``. Part names carry a timestamp and a random suffix so writers in
-different processes (Tune workers, the driver, a resumed run) never collide.
+Layout (docs/analysis.md, "Columns"): ``RUN_DIR/parquet/metrics/trial_id=<id>/part-<n>.parquet``,
+``.../trials/part-<n>.parquet``, ``.../pbt_events/part-<n>.parquet``. Part names carry a timestamp and a random
+suffix so writers in different processes (Tune workers, the driver, a resumed run) never collide.
 """
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import json
 import os
 import time
 import uuid
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs

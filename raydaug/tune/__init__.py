@@ -7,6 +7,7 @@
 - :mod:`raydaug.tune.summary`    — the best row, unfinished and failed trials of a finished run
 - :mod:`raydaug.tune.replay`     — ``raydaug schedule replay``: ``run_replay``
 - :mod:`raydaug.tune.trainable`  — the function trainable driving :class:`raydaug.train.Trainer`
-- :mod:`raydaug.tune.schedulers` — PBT / PB2 that record ``pbt_events`` and own exploited checkpoints (the schedule check is :mod:`raydaug.schedule`)
+- :mod:`raydaug.tune.schedulers` — PBT / PB2 that record ``pbt_events`` and own exploited checkpoints (the
+  schedule check is :mod:`raydaug.schedule`)
 - :mod:`raydaug.tune.callbacks`  — the progress table, the checkpoint-registration fix
 """

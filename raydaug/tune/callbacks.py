@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ray.tune import Callback
 

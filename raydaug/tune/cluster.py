@@ -6,8 +6,9 @@ import logging
 import os
 import re
 import socket
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import ray
 
@@ -36,7 +37,7 @@ def check_address(address: str | None) -> None:
                           f"start the head with `ray start --head --port {port}` or fix the address") from None
 
 
-def connect(plan: "TunePlan") -> bool:
+def connect(plan: TunePlan) -> bool:
     """Join ``--address`` or start a local Ray; returns True when this call started Ray."""
     if ray.is_initialized():
         return False
@@ -56,8 +57,8 @@ def alive_nodes() -> list[dict[str, float]]:
     return [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
 
 
-def check_cluster(plan: "TunePlan", nodes: Sequence[Mapping[str, float]],
-                  log: Callable[[str], None] = print) -> "TunePlan":
+def check_cluster(plan: TunePlan, nodes: Sequence[Mapping[str, float]],
+                  log: Callable[[str], None] = print) -> TunePlan:
     """A trial's bundle must fit on one node. A --smoke run of a GPU experiment falls back to CPU
     when the cluster has no GPU (unless --gpus-per-trial was given)."""
     total_gpus = sum(float(node.get("GPU", 0)) for node in nodes)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ray.tune.search.sample import Categorical, Domain, Float, Function, Integer
 
@@ -112,7 +113,8 @@ def plan_experiment(experiment: Experiment, args: argparse.Namespace, config_pat
 
     scheduler = experiment.scheduler
     if scheduler not in SCHEDULERS:
-        raise ConfigError(f"experiment {experiment.name!r}: scheduler={scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
+        raise ConfigError(f"experiment {experiment.name!r}: scheduler={scheduler!r}; "
+                          f"choose one of {', '.join(SCHEDULERS)}")
     metric, mode = experiment.metric, experiment.mode
     settings = None
     if scheduler in ("pbt", "pb2"):

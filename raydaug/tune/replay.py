@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import ray
 from ray import tune
@@ -47,7 +48,8 @@ def run_replay(schedule: Mapping[str, Any], storage: str, name: str, cpus_per_tr
             plan = replace(plan, cpus_per_trial=max(1.0, max(float(n.get("CPU", 1)) for n in nodes)))
         plan = check_cluster(plan, nodes, log)
         make_run_dir(plan.run_dir)
-        write_text(join(plan.run_dir, "schedule.json"), json.dumps(schedule, indent=2, sort_keys=True, default=str) + "\n")
+        write_text(join(plan.run_dir, "schedule.json"),
+                   json.dumps(schedule, indent=2, sort_keys=True, default=str) + "\n")
         log(f"replaying {len(changes)} change(s) of trial {schedule.get('trial_id', '?')} → {plan.run_dir}")
         param_space = {**values, REPLAY_KEY: [[iteration, change] for iteration, change in changes]}
         tuner = tune.Tuner(build_trainable(plan), param_space=param_space,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import warnings
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import ray
 from ray import tune

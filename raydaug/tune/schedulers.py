@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import pyarrow.fs as pafs
 from ray import tune
@@ -85,7 +86,8 @@ def population_settings(options: Mapping[str, Any], base: Config, metric: str, m
             try:
                 base.replace(**{key: value})
             except ConfigError as error:
-                raise ConfigError(f"mutation range of {key!r} ({low}, {high}) leaves the allowed values: {error}") from None
+                raise ConfigError(f"mutation range of {key!r} ({low}, {high}) leaves the allowed values: "
+                                  f"{error}") from None
         mutations[key] = (low, high)
     if not mutations:
         raise ConfigError("a population scheduler needs at least one mutated hyperparameter")
@@ -100,7 +102,8 @@ def population_settings(options: Mapping[str, Any], base: Config, metric: str, m
     resample = float(options["resample_probability"]) if "resample_probability" in options else 0.25
     if not 0 <= resample <= 1:
         raise ConfigError(f"resample_probability={resample} must be in [0, 1]")
-    factors = tuple(float(f) for f in options["perturbation_factors"]) if "perturbation_factors" in options else (1.2, 0.8)
+    factors = (tuple(float(f) for f in options["perturbation_factors"]) if "perturbation_factors" in options
+               else (1.2, 0.8))
     if len(factors) != 2 or min(factors) <= 0:
         raise ConfigError(f"perturbation_factors={factors} must be two positive numbers")
     metric = str(options["metric"]) if "metric" in options else metric

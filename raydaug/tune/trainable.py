@@ -1,7 +1,7 @@
 """The Tune trainable: a thin shell that drives :class:`raydaug.train.Trainer` for one trial.
 
-Every iteration (``eval_every`` epochs) it reports the metrics (the columns of docs/analysis.md) with ``tune.report``; at
-checkpoint iterations (``checkpoint_every`` epochs, and the last one) it first makes its Parquet
+Every iteration (``eval_every`` epochs) it reports the metrics (the columns of docs/analysis.md) with
+``tune.report``; at checkpoint iterations (``checkpoint_every`` epochs, and the last one) it first makes its Parquet
 rows durable, then reports the checkpoint; a non-finite loss makes the rows so far durable and fails
 the trial (``NonFiniteLossError`` names the player, step, epoch and iteration). A restore
 (``tune.get_checkpoint()``: PBT exploit, failure retry, --resume) loads the checkpoint and then applies
@@ -19,8 +19,9 @@ import os
 import tempfile
 import time
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from ray import tune
