@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from raydaug.config import LEGACY_VALUES, Config, drop_inert_removed
+from raydaug.config import Config
 from raydaug.errors import NoMetricsError, NotARunError, PartFileWarning
 from raydaug.logging.parquet import METRICS_SCHEMA, PBT_EVENTS_SCHEMA, TRIALS_SCHEMA, resolve, write_table_atomic
 
@@ -36,6 +36,7 @@ from raydaug.logging.reader import (
     read_table,
     reason,
 )
+from raydaug.migrations import migrate
 
 
 class RunData(NamedTuple):
@@ -44,7 +45,8 @@ class RunData(NamedTuple):
     ``metrics``: one row per (trial_id, training_iteration), sorted by both; columns ``trial_id``,
     ``training_iteration``, ``time_total_s``, ``timestamp`` and every metric of docs/analysis.md ("Columns").
     ``trials``: one row per trial start/restore (``trial_id, timestamp, event, training_iteration,
-    config_json``) plus ``config`` (the parsed dict), sorted by time.
+    config_json, config_version``) plus ``config`` (the parsed dict with today's keys: :func:`logged_config`),
+    sorted by time.
     ``events``: PBT exploit/explore rows (one per mutated key), sorted by time.
     ``skipped``: ``(path, reason)`` of every part file that could not be read.
     """
@@ -94,11 +96,7 @@ def load(run_dir: str, require_metrics: bool = True) -> RunData:
     metrics = latest_rows(read_table(filesystem, root, METRICS_DIR, METRICS_READ_SCHEMA, skipped))
     trials = _sorted_frame(read_table(filesystem, root, TRIALS_DIR, TRIALS_SCHEMA, skipped),
                            ["timestamp", "trial_id"])
-    # a run logged before a key existed trained with its legacy value if its default changed since, else
-    # with its default: so a run from before a new key pools with one from after it as the same variant; a
-    # key removed since is dropped where it did nothing, so such a run pools with a later one too
-    unlogged = {**Config().to_dict(), **LEGACY_VALUES}
-    trials["config"] = [{**unlogged, **drop_inert_removed(json.loads(text))} for text in trials["config_json"]]
+    trials["config"] = [logged_config(text) for text in trials["config_json"]]
     events = _sorted_frame(read_table(filesystem, root, EVENTS_DIR, PBT_EVENTS_SCHEMA, skipped),
                            ["timestamp", "dst_trial", "key"])
     for path, why in skipped:
@@ -108,6 +106,14 @@ def load(run_dir: str, require_metrics: bool = True) -> RunData:
         raise NoMetricsError(f"{run_dir} has no metrics yet: nothing readable under "
                              f"{root}/{METRICS_DIR}{detail}")
     return RunData(run_dir, metrics, trials, events, skipped)
+
+
+def logged_config(config_json: str) -> dict[str, Any]:
+    """A trials row's config with today's keys: migrated from the config version it was logged at (none
+    logged: 0), every key it lacks at its default. So a run logged before a key existed pools with a later run
+    as one variant, and so does one that logged a removed key where it did nothing; a trial that trained a
+    removed feature keeps that key (``strict=False``) and is a variant of its own."""
+    return {**Config().to_dict(), **migrate(json.loads(config_json), strict=False)}
 
 
 # ---------------------------------------------------------------------- per-trial views

@@ -2,8 +2,11 @@
 
 Format (``raydaug schedule export`` writes it, ``raydaug schedule replay`` reads it)::
 
-    {"trial_id": str, "metric": "acc/val", "initial_config": {full Config dict},
+    {"trial_id": str, "metric": "acc/val", "initial_config": {full Config dict, "config_version": int},
      "changes": [{"training_iteration": k, "config": {MUTABLE_HPARAMS key: value, ...}}, ...]}
+
+``initial_config`` is read by ``Config.from_logged``: one without ``config_version`` (exported before
+versions existed) is migrated from version 0 (raydaug/migrations.py).
 
 A change at ``k`` governs the training of iterations ``k + 1`` onwards (as in Ray's
 ``PopulationBasedTrainingReplay``). Iterations are whole numbers ≥ 1 and strictly increasing: two

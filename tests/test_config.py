@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from raydaug.config import FIELD_TYPES, PRESETS, TABLE3_ROWS, Config, ConfigError, coerce, parse_grid, parse_overrides
+from raydaug.config import BASE_AUGS, CONFIG_VERSION, FIELD_TYPES, Config, ConfigError, coerce
+from raydaug.overrides import parse_grid, parse_overrides
+from raydaug.presets import HAND_MADE, PRESETS, TABLE3_ROWS
 from raydaug.schedule import check_schedule
 
 
@@ -29,7 +31,14 @@ def test_defaults_are_valid_and_round_trip():
     ({"classifier": "resnet"}, "classifier='resnet' is not allowed"),
     ({"image_size": 20}, "image_size=20 is not supported"),
     ({"train_per_class": 170}, "exceeds the 174 training images per class"),
-    ({"train_per_class": 0}, "train_per_class=0 is out of range"),
+    ({"train_per_class": -1}, "train_per_class=-1 is out of range"),
+    ({"test_per_class": -2}, "test_per_class=-2 is out of range"),
+    ({"classifier": "torchvision:"}, "torchvision:<name> needs a model name"),
+    ({"classifier": "my nets:make"}, "classifier='my nets:make' is not allowed"),
+    ({"randaugment_magnitude": 31}, "randaugment_magnitude=31 is out of range"),
+    ({"augmix_severity": 0}, "augmix_severity=0 is out of range"),
+    ({"elastic_sigma": 0.0}, "elastic_sigma=0.0 is out of range"),
+    ({"aug": "cutout"}, "aug='cutout' is not allowed; choose one of none, light, strong, trivial, randaugment"),
     ({"batch_size": 0}, "batch_size=0 is out of range"),
     ({"replicate": -1}, "replicate=-1 is out of range"),
     ({"preset": "table3_z"}, "preset='table3_z' is unknown"),
@@ -123,16 +132,35 @@ def test_the_user_guide_documents_every_key_with_its_default():
 def test_a_logged_config_with_a_key_removed_since_loads_where_the_key_did_nothing_and_is_refused_elsewhere():
     """A checkpoint or schedule written while warp_bound, c_views and replay_every existed: at the values at
     which they did nothing it rebuilds today's Config; a warp it trained cannot be rebuilt, so it is refused
-    by name with the commit that removed it. Typed input (``--set``) stays strict about removed keys."""
+    by name. Typed input (``--set``) stays strict about removed keys."""
     logged = {**Config(epochs=7).to_dict(), "warp_bound": 0, "c_views": 1, "replay_every": 10,
               "preset": "mnist5k_small"}
     config = Config.from_logged(logged, device="cpu")
     assert config == Config(epochs=7, device="cpu")  # the logged preset was already expanded: not re-applied
     schedule = {"trial_id": "t", "initial_config": logged, "changes": []}
     assert check_schedule(schedule)[0] == Config(epochs=7)  # an exported schedule replays
-    with pytest.raises(ConfigError, match=re.escape("warp_bound=0.25 (removed in commit b969f5a")):
+    with pytest.raises(ConfigError, match=re.escape("warp_bound=0.25 (removed in config version 2")):
         Config.from_logged({**logged, "warp_bound": 0.25})
-    with pytest.raises(ConfigError, match=re.escape("c_views=2 (removed in commit 32f8677")):
+    with pytest.raises(ConfigError, match=re.escape("c_views=2 (removed in config version 2")):
         Config.from_logged({**logged, "c_views": 2})
     with pytest.raises(ConfigError, match="unknown config key"):
         Config.from_dict({"c_views": 1})
+
+
+def test_a_config_logs_its_version_and_reads_back_unchanged():
+    """``to_logged`` carries CONFIG_VERSION; ``from_logged`` of it is the same Config, even where today's
+    default differs from the legacy value an unversioned config would be given (teacher_weight, base_aug)."""
+    config = Config(epochs=3, teacher_weight=2.0, alpha=0.2)
+    logged = config.to_logged()
+    assert logged["config_version"] == CONFIG_VERSION
+    assert Config.from_logged(logged) == config
+    assert Config.from_logged(Config().to_logged()) == Config()
+    unversioned = {key: value for key, value in Config().to_dict().items() if key not in ("teacher_weight", "base_aug")}
+    assert (Config.from_logged(unversioned).teacher_weight, Config.from_logged(unversioned).base_aug) == (0.0, "none")
+
+
+def test_the_hand_made_presets_are_the_hand_made_augmentations():
+    """presets.py cannot import the schema, so it names the hand-made augmentations itself: the same ones."""
+    assert HAND_MADE == BASE_AUGS
+    assert {name for name in PRESETS if name.startswith("hand_")} == {f"hand_{aug}" for aug in BASE_AUGS}
+

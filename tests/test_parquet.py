@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from raydaug.config import CONFIG_VERSION, Config
 from raydaug.logging import parquet as P
 from raydaug.train import Trainer
 from tests.helpers import tiny
@@ -175,3 +176,24 @@ def test_hyperparameter_and_accuracy_columns_are_dictionary_encoded_and_losses_a
     assert any("DICTIONARY" in e for e in encodings["lr/c"])
     assert any("DICTIONARY" in e for e in encodings["acc/val"])
     assert not any("DICTIONARY" in e for e in encodings["loss/c"])
+
+
+def test_a_trials_row_keeps_its_config_version_and_analysis_reads_the_config_by_it(tmp_path):
+    """A config logged with its version (``Config.to_logged``) has it in its row, a column of its own too; one
+    without (logged before versions) has a null there. Analysis reads each by its version: a key missing from an
+    unversioned config is the value runs trained with before the key existed (teacher_weight 0), not so one
+    missing from a config of today's version (its default)."""
+    from raydaug.analysis.load import config_dicts, load
+
+    versioned = {key: value for key, value in Config().to_logged().items() if key != "teacher_weight"}
+    unversioned = {key: value for key, value in Config().to_dict().items() if key != "teacher_weight"}
+    trials = P.trials_writer(str(tmp_path))
+    trials.append(P.trial_row("new", "start", 0, versioned))
+    trials.append(P.trial_row("old", "start", 0, unversioned))
+    trials.flush()
+    table = pq.read_table(tmp_path / "parquet" / "trials", schema=P.TRIALS_SCHEMA)
+    assert dict(zip(table["trial_id"].to_pylist(), table["config_version"].to_pylist())) == {
+        "new": CONFIG_VERSION, "old": None}
+    configs = config_dicts(load(str(tmp_path), require_metrics=False))
+    assert (configs["new"]["teacher_weight"], configs["old"]["teacher_weight"]) == (1.0, 0.0)
+    assert "config_version" not in configs["new"]

@@ -17,6 +17,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from ..migrations import VERSION_KEY
+
 # Every reported metric (docs/analysis.md, "Columns"), in a fixed order; missing values are nulls.
 METRIC_COLUMNS = (
     "loss/c", "loss/g", "loss/dc", "loss/dd", "acc/train", "acc/val", "acc/test", "acc/aug",
@@ -29,9 +31,12 @@ METRICS_SCHEMA = pa.schema(
      pa.field("timestamp", pa.float64())]
     + [pa.field(name, pa.int64() if name in _INT_COLUMNS else pa.float64()) for name in METRIC_COLUMNS]
 )
+# config_version: the config version config_json was logged at (raydaug/migrations.py), a column too so that a
+# query can select by it; null where the config did not carry one (logged before versions existed: version 0)
 TRIALS_SCHEMA = pa.schema([
     pa.field("trial_id", pa.string()), pa.field("timestamp", pa.float64()), pa.field("event", pa.string()),
     pa.field("training_iteration", pa.int64()), pa.field("config_json", pa.string()),
+    pa.field("config_version", pa.int64()),
 ])
 PBT_EVENTS_SCHEMA = pa.schema([
     pa.field("timestamp", pa.float64()), pa.field("training_iteration", pa.int64()),
@@ -151,8 +156,11 @@ def pbt_events_writer(run_dir: str, **kwargs: Any) -> PartWriter:
 
 
 def trial_row(trial_id: str, event: str, iteration: int, config: dict[str, Any]) -> dict[str, Any]:
+    """The trials row of a start or restore; ``config`` as a run logs it (``Config.to_logged()``, which
+    carries its config version)."""
     return {"trial_id": trial_id, "timestamp": time.time(), "event": event, "training_iteration": iteration,
-            "config_json": json.dumps(config, sort_keys=True, default=str)}
+            "config_json": json.dumps(config, sort_keys=True, default=str),
+            "config_version": config[VERSION_KEY] if VERSION_KEY in config else None}
 
 
 def metrics_row(metrics: dict[str, Any], training_iteration: int, time_total_s: float) -> dict[str, Any]:
