@@ -13,8 +13,8 @@ from typing import Any
 import pandas as pd
 import pyarrow.fs as pafs
 
+from raydaug.analysis.comparison import is_hand_made
 from raydaug.analysis.load import PARTITION_KEY, RunData, config_dicts, load
-from raydaug.config import BASE_AUGS
 from raydaug.errors import NotARunError, PartFileWarning, UsageError
 from raydaug.experiment import BASELINES_STAGE
 from raydaug.logging.parquet import resolve, split_query
@@ -57,7 +57,7 @@ def combine_runs(run: RunData, others: list[tuple[RunData, str]]) -> tuple[RunDa
         if role == "joint":
             keep = [t for t, c in configs.items() if c.get("joint") is True]
         elif role == "baselines":
-            keep = [t for t, c in configs.items() if c.get("aug") in BASE_AUGS]
+            keep = [t for t, c in configs.items() if is_hand_made(c.get("aug"))]
         elif role == "pooled":
             keep = list(configs)
         else:
@@ -99,8 +99,8 @@ def _sibling_baselines(run_dir: str) -> RunData | None:
 def gather(run: RunData, baselines: Sequence[str] = (),
            pool: Sequence[str] = ()) -> tuple[RunData, list[str], list[str]]:
     """``run`` with every trial of each run in ``pool`` (``raydaug analyze --pool``: the same experiment
-    on more split seeds or training runs, reported as one), plus hand-made baseline trials (aug
-    none/light/strong/trivial): those of each run in ``baselines`` (``raydaug analyze --baselines``, e.g. a
+    on more split seeds or training runs, reported as one), plus hand-made baseline trials (any aug but
+    learned): those of each run in ``baselines`` (``raydaug analyze --baselines``, e.g. a
     later study's learned variants against the method study's baselines; each must hold some), else of the
     follow-up stage ``RUN_DIR_baselines`` (``BASELINES_STAGE``) of ``run`` and of each pooled run, where
     there is one. Returns the merged run, the pooled runs and the runs whose baselines were used."""
@@ -122,10 +122,10 @@ def gather(run: RunData, baselines: Sequence[str] = (),
     else:
         sources = [s for s in map(_sibling_baselines, [run.run_dir, *pool]) if s is not None]
     sources = [admit("--baselines", other, [t for t, c in config_dicts(other).items()
-                                            if c.get("aug") in BASE_AUGS]) for other in sources]
+                                            if is_hand_made(c.get("aug"))]) for other in sources]
     combined, used = combine_runs(combined, [(other, "baselines") for other in sources])
     for run_dir in baselines:
         if run_dir not in used:
             raise UsageError(f"--baselines {run_dir}: the run holds no hand-made baseline trial with metrics "
-                             f"(aug={'/'.join(BASE_AUGS)})")
+                             "(any aug but learned)")
     return combined, pooled, used

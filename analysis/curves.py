@@ -18,9 +18,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from raydaug.analysis.load import PARTITION_KEY, RunData, config_dicts
+from raydaug.analysis.summary import COLLAPSE_LABEL_KEPT, COLLAPSE_X_DIV, HEALTHY_LABEL_KEPT, HEALTHY_X_DIV, table3_row
+from raydaug.analysis.tables import is_table1_trial
 
 MAX_LEGEND = 12
-HEALTH_METRICS = ("aug/label_kept", "aug/x_div", "aug/l1", "aug/affine_dev", "aug/z_div", "acc/aug")
 
 
 def new_figure(columns: int, rows: int = 1, width: float = 5.0, height: float = 3.6) -> tuple[Figure, Any]:
@@ -46,14 +47,12 @@ def x_epoch(frame: pd.DataFrame) -> pd.Series:
 
 def group_label(config: dict[str, Any], variant: str = "") -> str:
     """A readable group name from the keys that define comparable trials (everything but the seed
-    and PBT-mutated values), ending in the trial's ``variant`` (:func:`analysis.tables.variant_labels`)
+    and PBT-mutated values), ending in the trial's ``variant`` (:func:`raydaug.analysis.summary.variant_labels`)
     where it has one, so two variants of one augmentation are two groups."""
     if not config:
         return "unknown config"
     label = f"{config.get('dataset')} · {config.get('aug')} · {config.get('train_per_class')}/class"
     if config.get("aug") == "learned":
-        from raydaug.analysis.tables import table3_row
-
         row = table3_row(config)
         if not config.get("joint", True):
             label += " · frozen G"
@@ -149,9 +148,7 @@ def fig3_samples(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Fig. 3: acc/test (at best acc/val) vs number of training images (train_per_class × 10), one line
     per augmentation and variant (the summary's ``variant``: two learning rates of one hand-made augmentation
     are two lines), one panel per dataset. Only when some dataset was run at several sizes."""
-    from raydaug.analysis.tables import _is_table1_trial
-
-    chosen = summary[summary.apply(_is_table1_trial, axis=1)] if not summary.empty else summary
+    chosen = summary[summary.apply(is_table1_trial, axis=1)] if not summary.empty else summary
     datasets = [d for d, block in chosen.groupby("dataset") if block["train_per_class"].nunique() > 1]
     if not datasets:
         return []
@@ -249,19 +246,19 @@ def fig4_joint_vs_frozen(run: RunData, summary: pd.DataFrame, out_dir: Path) -> 
     return [save(figure, out_dir / "fig4_joint_vs_frozen.png"), out_dir / "fig4_joint_vs_frozen.csv"]
 
 
-def augmentation_health(run: RunData, out_dir: Path) -> list[Path]:
-    """aug/label_kept, aug/x_div, aug/l1, aug/affine_dev, aug/z_div and acc/aug vs epoch per trial: does G(x)
-    keep its label and depend on x (collapse shows as both falling), does the STN drift, does the noise
-    still matter? The health thresholds of analysis.tables are drawn as dashed lines."""
-    from raydaug.analysis.tables import COLLAPSE_LABEL_KEPT, COLLAPSE_X_DIV, HEALTHY_LABEL_KEPT, HEALTHY_X_DIV
-    present = [m for m in HEALTH_METRICS if run.metrics[m].notna().any()]
+def plot_augmentation_health(run: RunData, out_dir: Path) -> list[Path]:
+    """The metrics of :func:`raydaug.steps.augmentation_health` (aug/label_kept, aug/x_div, aug/l1,
+    aug/affine_dev, aug/z_div) and acc/aug vs epoch per trial: does G(x) keep its label and depend on x
+    (collapse shows as both falling), does the STN drift, does the noise still matter? The health thresholds
+    of :mod:`raydaug.analysis.summary` are drawn as dashed lines."""
+    from raydaug.steps import AUGMENTATION_HEALTH  # the core's definition (torch: only when a plot is made)
+
+    titles = {**AUGMENTATION_HEALTH, "acc/aug": "C accuracy on G(x)"}
+    present = [m for m in titles if m in run.metrics and run.metrics[m].notna().any()]
     if not present:
         return []
     trials = _per_trial(run)
     figure, axes = new_figure(len(present), width=4.2)
-    titles = {"aug/l1": "mean |G(x,z) − x|", "aug/affine_dev": "mean ‖θ − I‖ (STN)",
-              "aug/z_div": "mean |G(x,z1) − G(x,z2)|", "acc/aug": "C accuracy on G(x)",
-              "aug/label_kept": "G(x) keeping its label", "aug/x_div": "G(x) varies with x"}
     thresholds = {"aug/label_kept": (HEALTHY_LABEL_KEPT, COLLAPSE_LABEL_KEPT),
                   "aug/x_div": (HEALTHY_X_DIV, COLLAPSE_X_DIV)}
     for metric, axis in zip(present, axes[0]):

@@ -6,21 +6,33 @@ a ``raydaug train --out DIR`` folder (same ``parquet/`` layout, one trial, ``che
 """
 from __future__ import annotations
 
-import html
-import os
 import shlex
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.fs as pafs
 
-from raydaug.analysis import companions, curves, lineage, tables
+from raydaug.analysis import companions, curves, lineage
 from raydaug.analysis.checkpoints import find_checkpoints_in, publish_checkpoint
+from raydaug.analysis.comparison import comparison, comparison_headline
 from raydaug.analysis.load import METRICS_DIR, PARTITION_KEY, RunData, list_parts, load, print_warnings
+from raydaug.analysis.page import Report, Section, render_html
+from raydaug.analysis.render import display_comparison, display_table1, display_table3, write_table
+from raydaug.analysis.summary import (
+    COLLAPSE_EVALS,
+    COLLAPSE_LABEL_KEPT,
+    COLLAPSE_X_DIV,
+    FINAL_REPORTS,
+    HEALTHY_LABEL_KEPT,
+    HEALTHY_X_DIV,
+    HEALTHY_Z_DIV,
+    trial_summary,
+)
+from raydaug.analysis.tables import best_checkpoint_table, table1, table3
 from raydaug.errors import NotARunError, PartFileWarning
 from raydaug.logging.parquet import resolve
 
@@ -31,32 +43,22 @@ COMPACT_HINT_ROWS_PER_PART = 2000
 
 
 # ---------------------------------------------------------------------- the report
-@dataclass
-class Section:
-    title: str
-    text: str = ""
-    tables: list[tuple[str, pd.DataFrame, list[Path]]] = field(default_factory=list)  # caption, shown, files
-    images: list[Path] = field(default_factory=list)
-    files: list[Path] = field(default_factory=list)
-
-
-@dataclass
-class Report:
-    out_dir: Path
-    sections: list[Section] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    summary: list[str] = field(default_factory=list)
-
-    def section(self, title: str, text: str = "") -> Section:
-        self.sections.append(Section(title, text))
-        return self.sections[-1]
-
-
 def default_out(run_dir: str) -> Path:
     filesystem, root = resolve(run_dir)
     if isinstance(filesystem, pafs.LocalFileSystem):
         return Path(root) / "report"
     return Path.cwd() / f"report_{root.rstrip('/').rsplit('/', 1)[-1]}"
+
+
+@dataclass
+class Inputs:
+    """What every section reads: the run (with its pooled and baseline runs merged in), the per-trial summary
+    and the run folders whose checkpoints serve it."""
+
+    run: RunData
+    summary: pd.DataFrame
+    pooled: list[str]
+    used: list[str]
 
 
 def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: int = GRID_TRIALS,
@@ -71,15 +73,28 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
         report.notes.append("the trials of " + ", ".join(pooled) + " are pooled into this report")
     if used:
         report.notes.append("the hand-made baselines of " + ", ".join(used) + " are part of this report")
-    summary = tables.trial_summary(run)
+    inputs = Inputs(run, trial_summary(run), pooled, used)
+    run_section(report, inputs)
+    best = best_checkpoints_section(report, inputs, top_k)
+    comparison_section(report, inputs)
+    trial_notes(report, inputs)
+    paper_tables_section(report, inputs)
+    curves_sections(report, inputs)
+    pbt_section(report, inputs, best)
+    grids_section(report, inputs, grid_trials)
+    return report
+
+
+def run_section(report: Report, inputs: Inputs) -> None:
+    """Counts, the age of the latest report, ``trials.csv``; notes on unreadable and too many part files."""
+    run, summary, out_dir = inputs.run, inputs.summary, report.out_dir
     summary.to_csv(out_dir / "trials.csv", index=False)
     metrics = run.metrics
     last_seen = float(metrics["timestamp"].max()) if metrics["timestamp"].notna().any() else float("nan")
-    age = time.time() - last_seen
     overview = report.section("Run")
     overview.text = (f"{run.run_dir}: {len(summary)} trial(s), {len(metrics)} metric rows, "
                      f"{len(run.trials)} trial start/restore rows, {len(run.events)} PBT event rows; "
-                     f"latest report {_age(age)} ago.")
+                     f"latest report {_age(time.time() - last_seen)} ago.")
     overview.tables.append(("Trials (score: acc/test at the best acc/val)", _rounded(summary),
                             [out_dir / "trials.csv"]))
     if run.skipped:
@@ -90,10 +105,14 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
         report.notes.append(f"the metrics are spread over {parts} small part files: `raydaug compact "
                             f"{shlex.quote(run.run_dir)}` makes loading them faster")
 
-    # best checkpoints
-    best = tables.best_checkpoint_table(summary, top_k)
+
+def best_checkpoints_section(report: Report, inputs: Inputs, top_k: int) -> pd.DataFrame:
+    """The top trials by best acc/val with their checkpoints, linked or copied under checkpoints/; returns
+    the table (the PBT section draws the best trial's lineage)."""
+    run, out_dir = inputs.run, report.out_dir
+    best = best_checkpoint_table(inputs.summary, top_k)
     ids = [str(t) for t in best["trial_id"]]
-    found = find_checkpoints_in([run.run_dir, *pooled, *used],
+    found = find_checkpoints_in([run.run_dir, *inputs.pooled, *inputs.used],
                                 {t: int(i) for t, i in zip(ids, best["best_iteration"])})
     links = []
     for trial_id in ids:
@@ -110,67 +129,88 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
                                                  "at the best iteration when Tune kept it, else the trial's latest "
                                                  "(checkpoint_iteration; empty when unknown); linked or copied "
                                                  "under checkpoints/.")
-    section.tables.append(("Top trials", _rounded(best),
-                           tables.write_table(best, _rounded(best), out_dir, "best_checkpoints")))
+    section.tables.append(("Top trials", _rounded(best), write_table(best, _rounded(best), out_dir,
+                                                                      "best_checkpoints")))
     if not best.empty:
         top = best.iloc[0]
         report.summary.append(f"best trial {top['trial_id']}: acc/val {top['best_acc_val']:.4f} at iteration "
                               f"{int(top['best_iteration'])} → acc/test {top['test_at_best']:.4f}")
+    return best
 
-    # learned against hand-made augmentation, first thing on the page
-    versus = tables.comparison(summary)
-    if not versus.empty:
-        section = report.section(
-            "Learned vs hand-made augmentation",
-            "Same split and budget: acc/test (%) at each trial's best acc/val, mean ± sample std over trials "
-            "(split seeds and replicates), and the relative change of test error against the best hand-made "
-            "augmentation of the group (negative: less error), compared split by split with it: on how many "
-            "splits (seeds, replicates averaged) each is ahead and behind, and a 95 % paired bootstrap interval of "
-            "the change over those splits. Two scores that choose no checkpoint stand "
-            "beside it: the last report's acc/test and its mean over the second half of training, each compared "
-            "with the hand-made augmentation that is best by the same measure. A learned G counts as healthy "
-            f"when, at the chosen checkpoint, at least {tables.HEALTHY_LABEL_KEPT:.0%} of G(x) keep their label "
-            "under the EMA teacher "
-            f"(aug/label_kept), G(x) varies with x (aug/x_div ≥ {tables.HEALTHY_X_DIV}) and with z "
-            f"(aug/z_div ≥ {tables.HEALTHY_Z_DIV}); it collapsed where label_kept fell below "
-            f"{tables.COLLAPSE_LABEL_KEPT} or x_div below {tables.COLLAPSE_X_DIV} at {tables.COLLAPSE_EVALS} "
-            "evaluations in a row.")
-        shown = tables.display_comparison(versus)
-        section.tables.append(("Learned vs hand-made", shown,
-                               tables.write_table(versus, shown, out_dir, "learned_vs_hand_made")))
-        report.summary[:0] = tables.comparison_headline(versus)
-        report.sections.insert(1, report.sections.pop())  # right after the run overview
-    collapsed = summary[summary["collapsed_epoch"].notna()] if "collapsed_epoch" in summary else summary.iloc[0:0]
+
+COMPARISON_TEXT = (
+    "Same split and budget: acc/test (%) at each trial's best acc/val, mean ± sample std over the results (split "
+    "seeds and replicates; a PBT population's members on one split are one result, the member with the best "
+    "acc/val at its chosen checkpoint — ties: the higher mean acc/val over its last {final} reports, then the "
+    "later checkpoint, then the smaller trial id), and the relative change of test error against the best "
+    "hand-made augmentation of the group, chosen on validation (the highest mean best acc/val) among every "
+    "hand-made one the run holds (negative: less error). Split by split against it (seeds, replicates "
+    "averaged): on how many splits each is ahead and behind, the probability of improvement (the share of "
+    "splits it wins, a level split counting half; Agarwal et al. 2021) and 95 % paired bootstrap intervals of "
+    "it and of the change over those splits. A learned result whose G was not healthy at its chosen checkpoint "
+    "counts as a loss on its split. Two scores that choose no checkpoint stand beside it: the last report's "
+    "acc/test and its mean over the second half of training, against the same hand-made augmentation. A "
+    "learned G counts as healthy when, at the chosen checkpoint, at least {kept:.0%} of G(x) keep their label "
+    "under the EMA teacher (aug/label_kept), G(x) varies with x (aug/x_div ≥ {x_div}) and with z (aug/z_div ≥ "
+    "{z_div}); it collapsed where label_kept fell below {c_kept} or x_div below {c_x_div} at {evals} "
+    "evaluations in a row.")
+
+
+def comparison_section(report: Report, inputs: Inputs) -> None:
+    """Learned against hand-made augmentation, right after the run overview, its headline first on the page."""
+    versus = comparison(inputs.summary)
+    if versus.empty:
+        return
+    section = report.section("Learned vs hand-made augmentation", COMPARISON_TEXT.format(
+        final=FINAL_REPORTS, kept=HEALTHY_LABEL_KEPT, x_div=HEALTHY_X_DIV, z_div=HEALTHY_Z_DIV,
+        c_kept=COLLAPSE_LABEL_KEPT, c_x_div=COLLAPSE_X_DIV, evals=COLLAPSE_EVALS))
+    shown = display_comparison(versus)
+    section.tables.append(("Learned vs hand-made", shown, write_table(versus, shown, report.out_dir,
+                                                                      "learned_vs_hand_made")))
+    report.summary[:0] = comparison_headline(versus)
+    report.sections.insert(1, report.sections.pop())
+
+
+def trial_notes(report: Report, inputs: Inputs) -> None:
+    """A note per collapsed G, and one counting the trials that have not finished."""
+    summary = inputs.summary
+    collapsed = summary[summary["collapsed_epoch"].notna()]
     for row in collapsed.itertuples(index=False):
         after = ("healthy again at its chosen checkpoint" if row.healthy else
                  "unhealthy at its chosen checkpoint: its score is not a learned augmentation's")
         report.notes.append(f"trial {row.trial_id}: G collapsed at epoch {row.collapsed_epoch:g} (aug/label_kept < "
-                            f"{tables.COLLAPSE_LABEL_KEPT} or aug/x_div < {tables.COLLAPSE_X_DIV}); {after}")
-
+                            f"{COLLAPSE_LABEL_KEPT} or aug/x_div < {COLLAPSE_X_DIV}); {after}")
     unfinished = summary[~summary["finished"]]
     if not unfinished.empty:
         report.notes.append(f"{len(unfinished)} of {len(summary)} trial(s) have not reached their epochs (still "
                             "running, failed or interrupted; `raydaug tune … --resume` continues an interrupted "
                             "run): their scores are of a shorter training")
 
-    # paper tables
-    t1 = tables.table1(summary)
+
+def paper_tables_section(report: Report, inputs: Inputs) -> None:
+    """Table 1 (always, saying when no trial qualifies) and Table 3 (when the run holds an ablation row)."""
+    out_dir = report.out_dir
+    t1 = table1(inputs.summary)
     section = report.section("Table 1 — dataset × augmentation",
                              "acc/test (%) at each trial's best acc/val, mean ± sample std over trials "
-                             "(seeds, replicates); learned = joint training with all players (Table 3 row l).")
+                             "(seeds, replicates; a PBT population once per split, by its acc/val-best member); "
+                             "learned = joint training with all players (Table 3 row l).")
     if t1.empty:
         section.text += " No trial qualifies yet."
     else:
-        shown = tables.display_table1(t1)
-        section.tables.append(("Table 1", shown, tables.write_table(t1, shown, out_dir, "table1")))
-    t3 = tables.table3(summary)
+        shown = display_table1(t1)
+        section.tables.append(("Table 1", shown, write_table(t1, shown, out_dir, "table1")))
+    t3 = table3(inputs.summary)
     if not t3.empty:
         section = report.section("Table 3 — ablation", "Rows identified by the use_* flags (Table 3 of the paper; "
                                                        "paper numbers are CIFAR-10 with 4000 images).")
-        shown = tables.display_table3(t3)
-        section.tables.append(("Table 3", shown, tables.write_table(t3, shown, out_dir, "table3")))
+        shown = display_table3(t3)
+        section.tables.append(("Table 3", shown, write_table(t3, shown, out_dir, "table3")))
 
-    # curves
+
+def curves_sections(report: Report, inputs: Inputs) -> None:
+    """Accuracy per trial and per group, Fig. 3, Fig. 4 and the augmentation's health over time."""
+    run, summary, out_dir = inputs.run, inputs.summary, report.out_dir
     section = report.section("Accuracy curves")
     section.images += curves.accuracy_per_trial(run, out_dir)
     variants = dict(zip(summary[PARTITION_KEY], summary["variant"]))
@@ -186,37 +226,42 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
                                  "generator snapshots.")
         section.images.append(fig4[0])
         section.files.append(fig4[1])
-    health = curves.augmentation_health(run, out_dir)
+    health = curves.plot_augmentation_health(run, out_dir)
     if health:
         report.section("Augmentation health", "A collapsing G shows as rising aug/l1 with falling acc/aug; "
                                               "aug/z_div near 0 means the noise is ignored.").images += health
 
-    # PBT
-    history = lineage.History(run)
-    if history.exploits:
-        section = report.section("PBT schedules and lineage",
-                                 f"{len(history.exploits)} exploit(s). A change at iteration k governs iterations "
-                                 "k+1 onwards.")
-        section.images += lineage.plot_schedules(run, out_dir)
-        best_id = str(best["trial_id"].iloc[0]) if not best.empty else None
-        section.images += lineage.plot_lineage(run, best_id, out_dir)
-        table = lineage.lineage_table(run)
-        shown = table.assign(timestamp=pd.to_datetime(table["timestamp"], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S"))
-        section.tables.append(("Exploits (who copied whom, when; times in UTC)", shown,
-                               tables.write_table(table, shown, out_dir, "pbt_lineage")))
-        if best_id is not None:
-            root, steps = history.lineage(best_id)
-            frame = lineage.schedule_frame(steps)
-            end = int(metrics.loc[metrics["trial_id"] == best_id, "training_iteration"].max())
-            section.images += lineage.plot_best_schedule(steps, best_id, root, end, out_dir)
-            section.tables.append((f"Best trial {best_id}: full schedule (root {root})", frame,
-                                   tables.write_table(frame, frame, out_dir, "best_schedule")))
 
-    # sample grids
+def pbt_section(report: Report, inputs: Inputs, best: pd.DataFrame) -> None:
+    """PBT schedules, the lineage of exploits and the best trial's full schedule (only with exploits)."""
+    run, out_dir = inputs.run, report.out_dir
+    history = lineage.History(run)
+    if not history.exploits:
+        return
+    section = report.section("PBT schedules and lineage",
+                             f"{len(history.exploits)} exploit(s). A change at iteration k governs iterations "
+                             "k+1 onwards.")
+    section.images += lineage.plot_schedules(run, out_dir)
+    best_id = str(best["trial_id"].iloc[0]) if not best.empty else None
+    section.images += lineage.plot_lineage(run, best_id, out_dir)
+    table = lineage.lineage_table(run)
+    shown = table.assign(timestamp=pd.to_datetime(table["timestamp"], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S"))
+    section.tables.append(("Exploits (who copied whom, when; times in UTC)", shown,
+                           write_table(table, shown, out_dir, "pbt_lineage")))
+    if best_id is not None:
+        root, steps = history.lineage(best_id)
+        frame = lineage.schedule_frame(steps)
+        metrics = run.metrics
+        end = int(metrics.loc[metrics["trial_id"] == best_id, "training_iteration"].max())
+        section.images += lineage.plot_best_schedule(steps, best_id, root, end, out_dir)
+        section.tables.append((f"Best trial {best_id}: full schedule (root {root})", frame,
+                               write_table(frame, frame, out_dir, "best_schedule")))
+
+
+def grids_section(report: Report, inputs: Inputs, grid_trials: int) -> None:
     section = report.section("Sample grids (Fig. 5)", "Each row: an input x, then G(x, z) for several z, from the "
                                                        "trial's checkpoint.")
-    _grids(run, summary, section, report, grid_trials, pooled)
-    return report
+    _grids(inputs.run, inputs.summary, section, report, grid_trials, inputs.pooled)
 
 
 def _fig4(run: RunData, summary: pd.DataFrame, out_dir: Path, report: Report) -> list[Path]:
@@ -234,7 +279,7 @@ def _fig4(run: RunData, summary: pd.DataFrame, out_dir: Path, report: Report) ->
     combined, used = companions.combine_runs(run, others)
     if not used:
         return curves.fig4_joint_vs_frozen(run, summary, out_dir)
-    paths = curves.fig4_joint_vs_frozen(combined, tables.trial_summary(combined), out_dir)
+    paths = curves.fig4_joint_vs_frozen(combined, trial_summary(combined), out_dir)
     if paths:
         report.notes.append("Fig. 4 also uses " + ", ".join(used))
     return paths
@@ -248,7 +293,7 @@ def _grids(run: RunData, summary: pd.DataFrame, section: Section, report: Report
     from raydaug.analysis.grids import sample_grid_png
     from raydaug.errors import CheckpointError, ConfigError, DataError, NoGeneratorError
 
-    learned = tables.best_checkpoint_table(summary[summary["aug"] == "learned"], len(summary))
+    learned = best_checkpoint_table(summary[summary["aug"] == "learned"], len(summary))
     made = 0
     for trial_id, iteration in zip(learned["trial_id"].astype(str), learned["best_iteration"]):
         if made >= grid_trials:
@@ -283,46 +328,6 @@ def _age(seconds: float) -> str:
 
 def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.round(4)
-
-
-# ---------------------------------------------------------------------- HTML
-_STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
-table{border-collapse:collapse;font-size:13px;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px}
-th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee;margin:.5em 0}
-.note{color:#a33}nav a{margin-right:1em}"""
-
-
-def _link(path: Path, out_dir: Path) -> str:
-    relative = os.path.relpath(path, out_dir)
-    return f'<a href="{html.escape(relative)}">{html.escape(relative)}</a>'
-
-
-def render_html(report: Report) -> str:
-    out = report.out_dir
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>raydaug report</title>",
-             f"<style>{_STYLE}</style></head><body><h1>raydaug report</h1>"]
-    parts.append("<nav>" + "".join(f'<a href="#s{i}">{html.escape(s.title)}</a>'
-                                   for i, s in enumerate(report.sections)) + "</nav>")
-    for line in report.summary:
-        parts.append(f"<p><b>{html.escape(line)}</b></p>")
-    for note in report.notes:
-        parts.append(f"<p class='note'>{html.escape(note)}</p>")
-    for index, section in enumerate(report.sections):
-        parts.append(f'<h2 id="s{index}">{html.escape(section.title)}</h2>')
-        if section.text:
-            parts.append(f"<p>{html.escape(section.text)}</p>")
-        for caption, frame, files in section.tables:
-            parts.append(f"<h3>{html.escape(caption)}</h3>")
-            parts.append(frame.to_html(index=False, na_rep="—", escape=True, border=0))
-            if files:
-                parts.append("<p>" + " · ".join(_link(f, out) for f in files) + "</p>")
-        for image in section.images:
-            parts.append(f'<p><img src="{html.escape(os.path.relpath(image, out))}" '
-                         f'alt="{html.escape(image.stem)}"><br>{_link(image, out)}</p>')
-        if section.files:
-            parts.append("<p>" + " · ".join(_link(f, out) for f in section.files) + "</p>")
-    parts.append(f"<p><small>generated {time.strftime('%Y-%m-%d %H:%M:%S')}</small></p></body></html>")
-    return "\n".join(parts)
 
 
 def write_report(run_dir: str, out: str | None = None, baselines: Sequence[str] = (),

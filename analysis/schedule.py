@@ -25,9 +25,10 @@ import pyarrow.parquet as pq
 
 from raydaug.analysis.lineage import History
 from raydaug.analysis.load import RunData, best_rows, load
-from raydaug.config import LEGACY_VALUES, MUTABLE_HPARAMS
+from raydaug.config import MUTABLE_HPARAMS
 from raydaug.errors import UsageError
 from raydaug.logging.parquet import join, parent, resolve, split_query
+from raydaug.migrations import LEGACY_VALUES
 from raydaug.schedule import changes_through, check_schedule
 
 SCHEDULE_METADATA_KEY = b"raydaug.schedule"

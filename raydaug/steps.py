@@ -13,11 +13,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Splits, baseline_augment, disc_augment
+from .augment import HandMadeParams, hand_made
+from .config import Config
+from .data import Splits, disc_augment
 from .losses import bce_real, discriminator_loss, fool_classifier, mode_seeking
 from .state import TrainState, update_teacher
 
 Metrics = dict[str, torch.Tensor]
+
+
+def hand_made_params(config: Config) -> HandMadeParams:
+    """The hand-made augmentations' magnitudes a config sets."""
+    return HandMadeParams(**{key: getattr(config, key) for key in HandMadeParams.__dataclass_fields__})
+
+
+def baseline_augment(name: str, images: torch.Tensor, config: Config) -> torch.Tensor:
+    """A hand-made augmentation (raydaug/augment.py) at the config's magnitudes, drawn per image."""
+    return hand_made(name, images, dataset=config.dataset, params=hand_made_params(config))
 
 
 @contextmanager
@@ -134,7 +146,7 @@ def train_step(state: TrainState, splits: Splits, raw: torch.Tensor, y: torch.Te
     config = state.config
     metrics: Metrics = {}
     if config.aug != "learned":
-        augmented = baseline_augment(config.aug, raw, config.dataset)
+        augmented = baseline_augment(config.aug, raw, config)
         metrics.update(c_step(state, splits.normalize(augmented), y, None))
         if config.aug != "none":
             with torch.no_grad():
@@ -144,9 +156,9 @@ def train_step(state: TrainState, splits: Splits, raw: torch.Tensor, y: torch.Te
         return metrics
     base = config.base_augmentation
     if base != "none":  # G transforms the hand-made augmentation; DC and DD see it as real
-        raw = baseline_augment(base, raw, config.dataset)
+        raw = baseline_augment(base, raw, config)
         if raw_pair is not None:
-            raw_pair = baseline_augment(base, raw_pair, config.dataset)
+            raw_pair = baseline_augment(base, raw_pair, config)
     x = splits.normalize(raw)
     z = sample_noise(state, x.shape[0])
     generator = state.nets["g"]
@@ -186,6 +198,10 @@ def accuracy(state: TrainState, splits: Splits, images: torch.Tensor, labels: to
     return float(correct) / max(1, images.shape[0])
 
 
+# what each metric of augmentation_health measures (the analysis's health plots title their panels with it)
+AUGMENTATION_HEALTH = {"aug/label_kept": "G(x) keeping its label", "aug/x_div": "G(x) varies with x",
+                       "aug/l1": "mean |G(x,z) − x|", "aug/affine_dev": "mean ‖θ − I‖ (STN)",
+                       "aug/z_div": "mean |G(x,z1) − G(x,z2)|"}
 LABEL_KEPT_MIN_SHARE = 4  # aug/label_kept needs the teacher to know at least 1/4 of the batch
 
 

@@ -25,6 +25,7 @@ from raydaug.analysis.checkpoints import find_checkpoints
 from raydaug.analysis.load import NoMetricsError, NotARunError, PartFileWarning, compact_run
 from raydaug.analysis.report import analyze_command, build_report
 from raydaug.analysis.schedule import export_schedule, read_schedule, values_at, write_schedule
+from raydaug.analysis.summary import trial_summary
 from raydaug.checkpoint import save_checkpoint
 from raydaug.cli import main
 from raydaug.config import MUTABLE_HPARAMS, Config
@@ -305,7 +306,7 @@ def test_best_rows_pick_the_best_val_iteration_and_the_earliest_on_ties(tmp_path
 
 
 def test_table1_matches_hand_computed_mean_and_std(table_run):
-    summary = tables.trial_summary(analysis.load(str(table_run)))
+    summary = trial_summary(analysis.load(str(table_run)))
     by_id = summary.set_index("trial_id")
     assert by_id.at["none_s0", "test_at_best"] == 0.90 and by_id.at["none_s0", "best_iteration"] == 2
     assert by_id.at["ablation_b", "table3_row"] == "b" and by_id.at["learned_s0", "table3_row"] == "l"
@@ -325,7 +326,7 @@ def test_table1_matches_hand_computed_mean_and_std(table_run):
 
 
 def test_table3_rows_and_paper_numbers(table_run):
-    summary = tables.trial_summary(analysis.load(str(table_run)))
+    summary = trial_summary(analysis.load(str(table_run)))
     t3 = tables.table3(summary)
     rows = t3[t3["train_per_class"] == 10].set_index("row")
     assert list(rows.index) == ["a", "b", "l"]
@@ -703,7 +704,7 @@ def test_a_checkpoint_logged_with_a_key_removed_since_still_renders_its_grid(tra
     assert render_samples(path, count=4, num_z=2).shape[0] in (1, 3)
     payload["config"]["warp_bound"] = 0.1
     save_checkpoint(path, payload)
-    with pytest.raises(ConfigError, match=r"warp_bound=0\.1 \(removed in commit b969f5a"):
+    with pytest.raises(ConfigError, match=r"warp_bound=0\.1 \(removed in config version 2"):
         render_samples(path)
 
 

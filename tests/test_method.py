@@ -6,9 +6,11 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 import raydaug.steps as steps
-from raydaug.config import HAND_MADE_KEYS, Config, ConfigError
+from raydaug.analysis.comparison import HAND_MADE_KEYS
+from raydaug.config import BASE_AUGS, Config, ConfigError
 from raydaug.state import update_teacher
 from raydaug.steps import generator_loss, sample_noise, train_step
 from raydaug.train import Trainer
@@ -30,23 +32,29 @@ def _record_inputs(trainer: Trainer, name: str) -> list[tuple[torch.Tensor, ...]
 
 def test_base_aug_is_what_c_dc_and_dd_see_as_real(monkeypatch):
     """With base_aug, every player's *real* input is base(x): C's real half, DC's real half and both
-    images of DD's real pair; G transforms base(x). A recognisable stand-in for the hand-made
-    augmentation (+0.25) shows where it went."""
+    images of DD's real pair in their own steps, and inside G's step DD's real image too, while DC judges
+    G(base(x)); G transforms base(x). A recognisable stand-in for the hand-made augmentation (+0.25) shows
+    where it went."""
     shifted = []
     monkeypatch.setattr(steps, "baseline_augment",
                         lambda name, images, dataset: shifted.append(name) or images + 0.25)
     trainer = Trainer(tiny(base_aug="light"))
     raw, y, pair = _batch(trainer)
     inputs = {name: _record_inputs(trainer, name) for name in ("c", "dc", "dd", "g")}
+    fakes: list[torch.Tensor] = []
+    trainer.state.nets["g"].register_forward_hook(lambda module, args, out: fakes.append(out.detach().clone()))
     train_step(trainer.state, trainer.splits, raw, y, pair)
     real, real_pair = trainer.splits.normalize(raw + 0.25), trainer.splits.normalize(pair + 0.25)
     n = raw.shape[0]
     assert shifted == ["light", "light"]  # the batch and DD's same-class partners
     assert torch.allclose(inputs["g"][0][0], real)
     assert torch.allclose(inputs["c"][-1][0][:n], real)  # C's own step (last): real half, then G(base(x))
-    assert torch.allclose(inputs["dc"][0][0][:n], real)  # DC's step: real half, then fake
-    first, second = inputs["dd"][0]
+    dc_own, dc_in_g = inputs["dc"]  # DC's step (real half, then fake), then G's step
+    assert torch.allclose(dc_own[0][:n], real) and torch.allclose(dc_own[0][n:], fakes[0])
+    assert torch.allclose(dc_in_g[0], fakes[0])  # in G's step DC judges G(base(x)), the fake of DC's own step
+    (first, second), (real_in_g, fake_in_g) = inputs["dd"]  # DD's step, then G's step
     assert torch.allclose(first, torch.cat([real, real])) and torch.allclose(second[:n], real_pair)
+    assert torch.allclose(real_in_g, real) and torch.allclose(fake_in_g, fakes[0])
 
 
 def test_base_aug_auto_resolves_by_dataset_and_images_per_class(monkeypatch):
@@ -132,20 +140,28 @@ def test_disc_augment_moves_and_cuts_each_image_and_passes_gradients():
 
 
 def test_g_step_leaves_c_buffers_untouched_and_sees_no_dropout():
-    """G's pass through C (the γ term) runs C in eval mode: BatchNorm's running statistics (used at
-    evaluation) are not fed G(x)-only batches, and G's loss is a deterministic function of G(x)."""
+    """G's step passes G(x) through C (the γ term) with C in eval mode: BatchNorm's running statistics (used at
+    evaluation) are not fed G(x)-only batches, and dropout is off, so G learns from one deterministic function
+    of its output. The small C has both, so the test can see them: every module of C is in eval mode whenever
+    G's step calls it, its buffers are as they were after two G steps, and C is back in train mode."""
     trainer = Trainer(tiny(gamma=1.0, use_dc=False, use_dd=False))  # DC and DD keep their dropout
     trainer.train_epoch()
     state = trainer.state
+    c = state.nets["c"]
+    kinds = {type(module) for module in c.modules()}
+    assert nn.BatchNorm2d in kinds and nn.Dropout in kinds
+    buffers = {name: buffer.clone() for name, buffer in c.named_buffers()}
+    assert any(name.endswith("running_mean") for name in buffers) and any(b.abs().sum() > 0 for b in buffers.values())
+    modes: list[bool] = []
+    c.register_forward_pre_hook(lambda module, args: modes.extend(m.training for m in module.modules()))
+    assert c.training
     raw, y, _ = _batch(trainer)
     x = trainer.splits.normalize(raw)
-    fake = state.nets["g"](x, sample_noise(state, x.shape[0]))
-    c = state.nets["c"]
-    assert c.training
-    buffers = [b.clone() for b in c.buffers()]
-    losses = [generator_loss(state, x, y, fake) for _ in range(3)]
-    assert all(torch.equal(b, a) for b, a in zip(buffers, c.buffers()))
-    assert losses[0] == losses[1] == losses[2], "dropout was active in G's pass through C"
+    for _ in range(2):
+        fake = state.nets["g"](x, sample_noise(state, x.shape[0]))
+        steps.g_step(state, x, y, fake)
+    assert modes and not any(modes), "G's step ran C (its BatchNorm or dropout) in train mode"
+    assert all(torch.equal(buffers[name], buffer) for name, buffer in c.named_buffers())
     assert c.training, "C is back in train mode afterwards"
 
 
@@ -315,6 +331,8 @@ def test_collapse_metrics_tell_a_constant_generator_from_the_identity(monkeypatc
             layer.bias.zero_()
     x, y = trainer.eval_x, trainer.eval_y
     identity = steps.augmentation_health(state, x, y, *trainer.eval_z[:2])
+    # one definition of the health metrics: what the core reports is what the analysis's plots describe
+    assert set(identity) == set(steps.AUGMENTATION_HEALTH)
     assert identity["aug/x_div"].item() == pytest.approx(1.0, abs=1e-5)
     with torch.no_grad():
         teacher_acc = (state.teacher(x).argmax(dim=1) == y).float().mean().item()
@@ -388,12 +406,12 @@ def test_a_hand_made_run_reads_no_key_of_g_beyond_the_hand_made_keys(monkeypatch
             read.add(name)
         return original(self, name)
 
-    configs = [tiny(aug=aug) for aug in ("none", "light", "strong", "trivial")]
+    configs = [tiny(aug=aug) for aug in BASE_AUGS]  # every hand-made augmentation this version has
     monkeypatch.setattr(Config, "__getattribute__", recording)
     for config in configs:
         Trainer(config).train_epoch()
     monkeypatch.undo()
-    split = {"dataset", "train_per_class", "val_per_class", "seed", "replicate"}
+    split = {"dataset", "train_per_class", "val_per_class", "test_per_class", "seed", "replicate"}
     bookkeeping = {"device", "amp", "compile", "eval_every", "checkpoint_every", "data_dir", "download"}
     unused_by_a_baseline = {"joint", "use_dd", "noise_dim", "noise_std"}  # the health batch's z, DD's pairs: not built
     assert {"lr_c", "batch_size"} <= read  # the recording sees the baseline path's keys

@@ -3,8 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from raydaug.config import TABLE3_ROWS
 from raydaug.losses import bce_real, fool_classifier
+from raydaug.presets import TABLE3_ROWS
 from raydaug.steps import _set_grads, c_step, dc_step, dd_step, g_step, generator_loss, sample_noise, train_step
 from raydaug.train import Trainer
 from tests.helpers import tiny
