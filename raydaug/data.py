@@ -1,4 +1,4 @@
-"""Datasets, reduced stratified splits and the baseline augmentations, all as device tensors.
+"""Datasets, reduced stratified splits and the discriminators' augmentation, all as device tensors.
 
 Images are kept as float tensors in [0, 1] (N, C, H, W) on the training device; normalisation with the
 training split's mean/std happens once per batch (:meth:`Splits.normalize`). The reduced sets are
@@ -6,7 +6,6 @@ tiny, so the whole split lives on the device and batching is indexing, never per
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,10 +13,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .augment import affine_batch
 from .config import EMBEDDED_DATASETS, Config
 from .errors import ConfigError, DataError
-
-NUM_CLASSES = 10
+from .images import LabelledImages
 
 
 @dataclass
@@ -40,7 +39,8 @@ class Splits:
     mean: torch.Tensor  # (1, C, 1, 1), from the training split
     std: torch.Tensor
     channels: int
-    num_classes: int = NUM_CLASSES
+    num_classes: int
+    class_names: tuple[str, ...] = ()
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         return (images - self.mean) / self.std
@@ -50,7 +50,8 @@ class Splits:
 
     def to(self, device: torch.device) -> Splits:
         return Splits(self.train.to(device), self.val.to(device), self.test.to(device),
-                      self.mean.to(device), self.std.to(device), self.channels, self.num_classes)
+                      self.mean.to(device), self.std.to(device), self.channels, self.num_classes,
+                      self.class_names)
 
 
 # ---------------------------------------------------------------------- raw sources
@@ -153,57 +154,110 @@ def check_available(config: Config) -> None:
 
 
 def _resize(images: torch.Tensor, size: int, upsample: bool) -> torch.Tensor:
-    """Bring square images to ``size``: interpolate (digits' 8×8) or zero-pad/downsample."""
-    native = images.shape[-1]
-    if native == size:
+    """Bring images to ``size`` × ``size``: interpolate (digits' 8×8, non-square images) or zero-pad (a smaller
+    square uint8 image: MNIST's 28 → 32) or downsample."""
+    height, width = images.shape[-2:]
+    if (height, width) == (size, size):
         return images
-    if size > native and not upsample:
-        total = size - native
+    if height == width and size > width and not upsample:
+        total = size - width
         return F.pad(images, (total // 2, total - total // 2, total // 2, total - total // 2))
     return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
-                         antialias=size < native)
+                         antialias=size < max(height, width))
 
 
 # ---------------------------------------------------------------------- splits
-def stratified_indices(labels: torch.Tensor, per_class: list[int], seed: int) -> list[torch.Tensor]:
+def stratified_indices(labels: torch.Tensor, per_class: list[int], seed: int,
+                       class_names: tuple[str, ...] = ()) -> list[torch.Tensor]:
     """Seeded, disjoint, class-balanced index sets: ``per_class[k]`` images of every class for set k,
     and a final set holding all remaining indices."""
     generator = torch.Generator().manual_seed(seed)
     chosen: list[list[torch.Tensor]] = [[] for _ in range(len(per_class) + 1)]
-    for cls in range(int(labels.max()) + 1):
+    for cls in range(max(int(labels.max()) + 1, len(class_names))):
         idx = torch.nonzero(labels == cls, as_tuple=True)[0]
         idx = idx[torch.randperm(len(idx), generator=generator)]
         start = 0
         for k, count in enumerate(per_class):
             if start + count > len(idx):
-                raise ConfigError(f"class {cls} has only {len(idx)} images, fewer than the {sum(per_class)} "
-                                  "asked for by train_per_class + val_per_class")
+                name = class_names[cls] if cls < len(class_names) else str(cls)
+                raise ConfigError(f"class {name!r} has only {len(idx)} images, fewer than the {sum(per_class)} "
+                                  "that train_per_class + val_per_class (+ test_per_class) ask for")
             chosen[k].append(idx[start:start + count])
             start += count
         chosen[-1].append(idx[start:])
     return [torch.sort(torch.cat(parts))[0] for parts in chosen]
 
 
-def load_splits(config: Config, device: torch.device | str = "cpu") -> Splits:
-    """The reduced train/val split (from the training set) and the test set, on ``device``, as
-    channels-last float tensors in [0, 1]."""
+# class names of the built-in datasets (the digit datasets' classes are their digits)
+CLASS_NAMES = {
+    "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                      "Ankle boot"),
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+}
+DIGITS = tuple(str(digit) for digit in range(10))
+
+
+def load_images(config: Config) -> LabelledImages:
+    """The dataset ``config`` names, before any split (``dataset=memory`` has no files: its images come from
+    Python, see :func:`raydaug.fit`)."""
+    if config.dataset == "folder":
+        from .folder import load_folder
+
+        return load_folder(config.data_dir, config.image_size)
+    if config.dataset == "memory":
+        raise DataError("dataset=memory: the images come from Python (raydaug.fit(..., images=..., labels=...) "
+                        "or raydaug.tune.sweep(..., data=...)); there are none to load from disk")
+    names = CLASS_NAMES.get(config.dataset, DIGITS)
     if config.dataset in EMBEDDED_DATASETS:
-        # one pool of images: train and val are drawn per class, the test split is everything left
+        # one pool of images: train and val are drawn per class, the test split is what they leave
         images, labels = _digits() if config.dataset == "digits" else _mnist5k()
-        train_idx, val_idx, test_idx = stratified_indices(
-            labels, [config.train_per_class, config.val_per_class], config.seed)
-        test_images, test_labels = images[test_idx], labels[test_idx]
+        return LabelledImages(images, labels, names)
+    (images, labels), (test_images, test_labels) = _torchvision(config.dataset, config.data_dir, config.download)
+    return LabelledImages(images, labels, names, test_images, test_labels)
+
+
+def split_indices(config: Config, data: LabelledImages) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Train, validation and (without a test set of the data's own) test indices into ``data``'s pool, per
+    class and seeded by ``config.seed``. ``train_per_class=0``: every image a class has left after validation
+    (and after ``test_per_class`` test images, where the test split is carved from the pool)."""
+    carve = data.test_images is None
+    if carve and config.train_per_class == 0 and config.test_per_class == 0:
+        raise ConfigError("train_per_class=0 (every image left after validation) leaves no test image: this data "
+                          "has no test set of its own, so set test_per_class=N (N test images per class)")
+    if not carve and config.test_per_class:
+        raise ConfigError(f"test_per_class={config.test_per_class}: dataset={config.dataset} has its own test set")
+    names = data.class_names
+    if config.train_per_class:
+        counts = [config.train_per_class, config.val_per_class] + ([config.test_per_class] if config.test_per_class
+                                                                    else [])
+        sets = stratified_indices(data.labels, counts, config.seed, names)
+        train, val = sets[0], sets[1]
+        test = (sets[2] if config.test_per_class else sets[-1]) if carve else None
+        return train, val, test
+    sets = stratified_indices(data.labels, [config.val_per_class] + ([config.test_per_class] if carve else []),
+                              config.seed, names)
+    return sets[-1], sets[0], sets[1] if carve else None
+
+
+def load_splits(config: Config, device: torch.device | str = "cpu",
+                data: LabelledImages | None = None) -> Splits:
+    """The reduced train/val split (from the training pool) and the test set, on ``device``, as
+    channels-last float tensors in [0, 1]. ``data``: images brought from Python instead of ``config.dataset``."""
+    data = data if data is not None else load_images(config)
+    if data.num_classes < 2:
+        raise DataError(f"dataset={config.dataset}: at least 2 classes are needed, got {data.num_classes}")
+    train_idx, val_idx, test_idx = split_indices(config, data)
+    images, labels = data.images, data.labels
+    if test_idx is None:
+        test_images, test_labels = data.test_images, data.test_labels
     else:
-        (images, labels), (test_images, test_labels) = _torchvision(config.dataset, config.data_dir,
-                                                                    config.download)
-        train_idx, val_idx, _ = stratified_indices(
-            labels, [config.train_per_class, config.val_per_class], config.seed)
+        test_images, test_labels = images[test_idx], labels[test_idx]
 
     def prepare(chosen: torch.Tensor) -> torch.Tensor:
         """[0, 1] floats at ``image_size``: digits' 8×8 floats are interpolated up; uint8 datasets are
         converted only for the kept images, then zero-padded (MNIST 28 → 32) or downsampled."""
         if chosen.dtype != torch.uint8:
-            return _resize(chosen, config.image_size, upsample=True)
+            return _resize(chosen.float(), config.image_size, upsample=True)
         return _resize(chosen.float().div_(255.0), config.image_size, upsample=False)
 
     def split(chosen: torch.Tensor, chosen_labels: torch.Tensor) -> Split:
@@ -213,75 +267,9 @@ def load_splits(config: Config, device: torch.device | str = "cpu") -> Splits:
     test = split(test_images, test_labels)
     mean = train.images.mean(dim=(0, 2, 3), keepdim=True)
     std = train.images.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-3)
-    splits = Splits(train, val, test, mean, std, channels=int(images.shape[1]))
+    splits = Splits(train, val, test, mean, std, channels=data.channels, num_classes=data.num_classes,
+                    class_names=data.class_names)
     return splits.to(torch.device(device))
-
-
-# ---------------------------------------------------------------------- baseline augmentations
-def _pad_pixels(image_size: int) -> int:
-    """4 px at 32 px, as in the paper, scaled with the image size (2 px at 16 px)."""
-    return max(1, round(4 * image_size / 32))
-
-
-def _affine_batch(images: torch.Tensor, theta: torch.Tensor, mode: str) -> torch.Tensor:
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    return F.grid_sample(images, grid, mode=mode, padding_mode="zeros", align_corners=False)
-
-
-def light_theta(n: int, image_size: int, device: torch.device) -> torch.Tensor:
-    """Zero-pad + random crop as an affine map: an integer pixel shift in [-pad, pad] per image."""
-    pad = _pad_pixels(image_size)
-    shift = torch.randint(-pad, pad + 1, (n, 2), device=device).float() * (2.0 / image_size)
-    theta = torch.zeros(n, 2, 3, device=device)
-    theta[:, 0, 0] = 1.0
-    theta[:, 1, 1] = 1.0
-    theta[:, :, 2] = shift
-    return theta
-
-
-def augment_light(images: torch.Tensor) -> torch.Tensor:
-    theta = light_theta(images.shape[0], images.shape[-1], images.device)
-    return _affine_batch(images, theta, mode="nearest")
-
-
-def augment_strong(images: torch.Tensor, flip: bool) -> torch.Tensor:
-    """Light + rotation ±10° + scale 0.5–2 (+ horizontal flip), one bilinear resampling per image."""
-    n, device = images.shape[0], images.device
-    angle = (torch.rand(n, device=device) * 20.0 - 10.0) * (math.pi / 180.0)
-    # sample the scale log-uniformly so zoom-in and zoom-out are equally likely
-    scale = torch.exp(torch.empty(n, device=device).uniform_(math.log(0.5), math.log(2.0)))
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = light_theta(n, images.shape[-1], device)
-    theta[:, 0, 0], theta[:, 0, 1] = cos, -sin
-    theta[:, 1, 0], theta[:, 1, 1] = sin, cos
-    if flip:
-        sign = torch.where(torch.rand(n, device=device) < 0.5, -1.0, 1.0)
-        theta[:, :, 0] = theta[:, :, 0] * sign.unsqueeze(1)
-    return _affine_batch(images, theta, mode="bilinear")
-
-
-def augment_trivial(images: torch.Tensor) -> torch.Tensor:
-    """torchvision's TrivialAugmentWide on uint8. It draws one op for the whole tensor it is given, so
-    it is applied per image (a short loop over the batch: the only per-sample work, baseline only)."""
-    from torchvision.transforms import v2
-
-    transform = v2.TrivialAugmentWide()
-    as_uint8 = (images.clamp(0, 1) * 255).round().to(torch.uint8)
-    out = torch.stack([transform(image) for image in as_uint8])
-    return out.float().div_(255.0)
-
-
-def baseline_augment(name: str, images: torch.Tensor, dataset: str) -> torch.Tensor:
-    """Apply a hand-made augmentation (``none|light|strong|trivial``) to a [0, 1] batch."""
-    if name == "none":
-        return images
-    if name == "light":
-        return augment_light(images)
-    if name == "strong":
-        return augment_strong(images, flip=dataset == "cifar10")
-    if name == "trivial":
-        return augment_trivial(images)
-    raise ValueError(f"not a baseline augmentation: {name!r}")
 
 
 # ---------------------------------------------------------------------- discriminator augmentation
@@ -299,7 +287,7 @@ def disc_augment(images: torch.Tensor, p: float, background: torch.Tensor) -> to
     theta[:, 0, 0] = 1.0
     theta[:, 1, 1] = 1.0
     theta[:, :, 2] = shift
-    moved = _affine_batch(images - background, theta, mode="bilinear") + background
+    moved = affine_batch(images - background, theta, mode="bilinear") + background
     moved = torch.where((torch.rand(n, device=device) < p).view(n, 1, 1, 1), moved, images)
     # cutout: one square of side size/2, its centre anywhere in the image, on the images drawn for it
     half = size // 2

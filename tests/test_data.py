@@ -3,18 +3,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from raydaug import data
+from raydaug import augment
+from raydaug.augment import augment_light, augment_strong, augment_trivial, hand_made
+from raydaug.augment import pad_pixels as _pad_pixels
 from raydaug.config import DATASETS
-from raydaug.data import (
-    _pad_pixels,
-    augment_light,
-    augment_strong,
-    augment_trivial,
-    baseline_augment,
-    load_splits,
-    stratified_indices,
-)
+from raydaug.data import load_splits, stratified_indices
 from tests.helpers import tiny
+
+
+def baseline_augment(name, images, dataset):
+    return hand_made(name, images, dataset=dataset)
 
 
 def test_digits_splits_are_stratified_disjoint_and_complete():
@@ -94,14 +92,14 @@ def test_light_shifts_each_image_by_its_own_integer_offset_within_the_pad(size, 
 def recorded_theta(monkeypatch):
     """Every (theta, mode, result) that the baseline augmentations resample with."""
     calls: list[tuple[torch.Tensor, str, torch.Tensor]] = []
-    original = data._affine_batch
+    original = augment.affine_batch
 
     def recording(images, theta, mode):
         result = original(images, theta, mode)
         calls.append((theta.detach().clone(), mode, result))
         return result
 
-    monkeypatch.setattr(data, "_affine_batch", recording)
+    monkeypatch.setattr(augment, "affine_batch", recording)
     return calls
 
 
