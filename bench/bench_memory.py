@@ -31,6 +31,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+NUM_CLASSES = 10  # the synthetic data's class count (the built-in datasets have 10)
+
 # (channels, test-set size) of the torchvision datasets (their standard test splits)
 DATASET_SHAPES = {"mnist": (1, 10000), "fashion_mnist": (1, 10000), "svhn": (3, 26032), "cifar10": (3, 10000)}
 CPU_EVAL_IMAGES = 1024
@@ -76,7 +78,7 @@ def synthetic_splits(config, test_images: int):
     """Random data with the trial's shapes and sizes (torchvision datasets), on the CPU."""
     import torch
 
-    from raydaug.data import NUM_CLASSES, Split, Splits
+    from raydaug.data import Split, Splits
 
     channels, _ = DATASET_SHAPES[config.dataset]
     generator = torch.Generator().manual_seed(0)
@@ -89,7 +91,8 @@ def synthetic_splits(config, test_images: int):
     train = split(config.train_per_class * NUM_CLASSES)
     return Splits(train, split(config.val_per_class * NUM_CLASSES), split(test_images),
                   train.images.mean(dim=(0, 2, 3), keepdim=True),
-                  train.images.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-3), channels=channels)
+                  train.images.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-3), channels=channels,
+                  num_classes=NUM_CLASSES)
 
 
 def measure(name: str) -> dict[str, Any]:

@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+NUM_CLASSES = 10  # the synthetic data's class count (the built-in datasets have 10)
+
 GOAL_RATIO = 0.6
 CONFIGS = ((16, 32), (16, 64), (32, 32), (32, 64))  # (image size, batch)
 TRAIN_PER_CLASS = 32  # 320 training images: whole batches of 32 and 64
@@ -46,7 +48,7 @@ def build_trainer(size: int, batch: int, device: str | None = None, amp: bool = 
     import torch
 
     from raydaug.config import Config
-    from raydaug.data import NUM_CLASSES, Split, Splits
+    from raydaug.data import Split, Splits
     from raydaug.state import resolve_device
     from raydaug.train import Trainer
 
@@ -67,7 +69,7 @@ def build_trainer(size: int, batch: int, device: str | None = None, amp: bool = 
 
     train = split(TRAIN_PER_CLASS)
     splits = Splits(train, split(1), split(1), train.images.mean(dim=(0, 2, 3), keepdim=True),
-                    train.images.std(dim=(0, 2, 3), keepdim=True), channels=3)
+                    train.images.std(dim=(0, 2, 3), keepdim=True), channels=3, num_classes=NUM_CLASSES)
     return Trainer(config, splits=splits.to(resolve_device(device)))
 
 

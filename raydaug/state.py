@@ -40,6 +40,8 @@ class TrainState:
     epoch: int = 0
     step: int = 0
     best: dict[str, float] = field(default_factory=lambda: {"acc/val": -1.0, "acc/test": -1.0, "epoch": -1})
+    # the evaluated classifier's weights at ``best`` (what `raydaug export` hands out), on the CPU
+    best_classifier: dict[str, torch.Tensor] | None = None
 
     def parameters(self, name: str) -> list[nn.Parameter]:
         return list(self.nets[name].parameters()) if name in self.nets else []
@@ -159,15 +161,27 @@ def _plain(module: nn.Module) -> nn.Module:
     return getattr(module, "_orig_mod", module)
 
 
+def evaluated_classifier(state: TrainState) -> nn.Module:
+    """The classifier acc/* measure: the EMA of C with ``eval_ema``, else C itself."""
+    return _plain(state.teacher if state.config.eval_ema else state.nets["c"])
+
+
+def keep_best_classifier(state: TrainState) -> None:
+    """Copy the evaluated classifier's weights (at a new best validation score) off the device."""
+    state.best_classifier = {name: tensor.detach().to("cpu", copy=True)
+                             for name, tensor in evaluated_classifier(state).state_dict().items()}
+
+
 def state_dict(state: TrainState) -> dict[str, Any]:
     return {
-        "config": state.config.to_dict(),
+        "config": state.config.to_logged(),
         "nets": {name: _plain(net).state_dict() for name, net in state.nets.items()},
         "optims": {name: optim.state_dict() for name, optim in state.optims.items()},
         "teacher": _plain(state.teacher).state_dict() if state.teacher is not None else None,
         "epoch": state.epoch,
         "step": state.step,
         "best": dict(state.best),
+        "best_classifier": state.best_classifier,
         "rng": _rng_state(),
     }
 
@@ -195,6 +209,7 @@ def load_state_dict(state: TrainState, payload: dict[str, Any], restore_rng: boo
     state.epoch = int(payload["epoch"])
     state.step = int(payload["step"])
     state.best = dict(payload["best"])
+    state.best_classifier = payload.get("best_classifier")  # absent from checkpoints of raydaug before export
     if restore_rng:
         _set_rng_state(payload["rng"])
     apply_hparams(state, state.config)
