@@ -40,6 +40,7 @@ class FolderIndex:
     train: tuple[tuple[Path, int], ...]  # (file, class id)
     test: tuple[tuple[Path, int], ...]
     skipped: tuple[Path, ...]  # files that are not images (by their ending)
+    stats: dict[Path, tuple[int, int]]  # size and modification time (ns) of every image file
 
     @property
     def files(self) -> list[Path]:
@@ -54,13 +55,21 @@ def _visible(path: Path) -> bool:
     return not path.name.startswith(".")
 
 
-def _class_files(folder: Path, extensions: frozenset[str]) -> tuple[list[Path], list[Path]]:
+def _class_files(folder: Path, extensions: frozenset[str],
+                 stats: dict[Path, tuple[int, int]]) -> tuple[list[Path], list[Path]]:
+    """Image files and other files below ``folder`` (hidden ones skipped), sorted; each file's size and
+    modification time go into ``stats`` (one stat per file: the cache key needs them)."""
     images, skipped = [], []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        if any(part.startswith(".") for part in path.relative_to(folder).parts):
-            continue
-        (images if path.suffix.lower() in extensions else skipped).append(path)
-    return images, skipped
+    for directory, folders, files in os.walk(folder):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        for name in files:
+            if name.startswith("."):
+                continue
+            path = Path(directory, name)
+            info = path.stat()
+            stats[path] = (info.st_size, info.st_mtime_ns)
+            (images if path.suffix.lower() in extensions else skipped).append(path)
+    return sorted(images), sorted(skipped)
 
 
 def scan_folder(data_dir: str | Path) -> FolderIndex:
@@ -78,10 +87,11 @@ def scan_folder(data_dir: str | Path) -> FolderIndex:
         raise DataError(f"dataset=folder: {train_dir} needs at least 2 class folders, found {len(class_dirs)} "
                         f"({found})")
     names = tuple(p.name for p in class_dirs)
+    stats: dict[Path, tuple[int, int]] = {}
     train: list[tuple[Path, int]] = []
     skipped: list[Path] = []
     for label, folder in enumerate(class_dirs):
-        images, others = _class_files(folder, extensions)
+        images, others = _class_files(folder, extensions, stats)
         if not images:
             raise DataError(f"dataset=folder: class {folder.name!r} has no image files in {folder}"
                             + (f" ({len(others)} other files)" if others else ""))
@@ -93,20 +103,20 @@ def scan_folder(data_dir: str | Path) -> FolderIndex:
             if folder.name not in names:
                 raise DataError(f"dataset=folder: test class {folder.name!r} ({folder}) is not a class of "
                                 f"train/ ({', '.join(names)})")
-            images, others = _class_files(folder, extensions)
+            images, others = _class_files(folder, extensions, stats)
             test += [(path, names.index(folder.name)) for path in images]
             skipped += others
         if not test:
             raise DataError(f"dataset=folder: {test_dir} holds no image files in class folders")
-    return FolderIndex(root, names, tuple(train), tuple(test), tuple(skipped))
+    return FolderIndex(root, names, tuple(train), tuple(test), tuple(skipped), stats)
 
 
 def cache_key(index: FolderIndex, image_size: int) -> str:
     """A digest of every file's path, size and modification time, and the image size."""
     digest = hashlib.sha256(json.dumps([CACHE_FORMAT, str(index.root), image_size, index.class_names]).encode())
     for path in index.files:
-        stat = path.stat()
-        digest.update(f"{path.relative_to(index.root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        size, mtime = index.stats[path]
+        digest.update(f"{path.relative_to(index.root)}\0{size}\0{mtime}\n".encode())
     return digest.hexdigest()[:32]
 
 

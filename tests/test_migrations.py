@@ -121,13 +121,7 @@ def test_an_old_run_loads_in_analysis_with_the_values_it_trained_with(label):
     assert config == expected(label)
 
 
-# G's weights before d46fdca: the STN's last bias held θ itself, now the offset from an identity buffer; no step
-# converts them yet (that is a weights migration, for raydaug/state.py), so loading one fails
-OLD_STN = pytest.mark.xfail(strict=True, raises=RuntimeError, reason="STN weights from before d46fdca")
-
-
-@pytest.mark.parametrize("label", [pytest.param(label, marks=OLD_STN) if label == "711d378_before_teacher" else label
-                                   for label in OLD])
+@pytest.mark.parametrize("label", OLD)
 def test_an_old_checkpoint_s_config_loads_and_its_generator_replays_frozen(label):
     """``Config.from_logged`` of each old checkpoint's config is today's Config of that run (the legacy values
     filled in); its G loads into today's generator (joint=false reads it so). The trial that trained c_views=2
@@ -185,3 +179,19 @@ def test_old_runs_pool_in_one_report(tmp_path, capsys):
     assert len(trials) == len(OLD)
     variants = trials.groupby(trials["variant"].fillna(""))["trial_id"].apply(lambda ids: sorted(ids.str[7:]))
     assert sorted(variants.tolist()) == sorted([sorted(BEFORE_TEACHER), sorted(SAME_AS_TODAY), [TRAINED_REMOVED]])
+
+
+def test_an_stn_saved_before_the_identity_buffer_gives_the_same_theta():
+    """G's weights from before θ = I + offset (the head's last bias held θ itself, no identity buffer) load
+    as the same transform: the test fails if the identity is not moved out of the bias."""
+    from raydaug.nets.stn import IDENTITY, SpatialTransformer
+
+    torch.manual_seed(0)
+    today = SpatialTransformer(1, 16, 8, 4)
+    torch.nn.init.normal_(today.head[-1].bias, std=0.1)
+    old = {key: value.clone() for key, value in today.state_dict().items() if key != "identity"}
+    old["head.2.bias"] = old["head.2.bias"] + torch.tensor(IDENTITY)  # θ itself, as the old STN stored it
+    loaded = SpatialTransformer(1, 16, 8, 4)
+    loaded.load_state_dict(old)
+    x, z = torch.rand(3, 1, 16, 16), torch.randn(3, 8)
+    assert torch.allclose(loaded.theta(x, z), today.theta(x, z), atol=1e-6)

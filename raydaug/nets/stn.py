@@ -29,6 +29,16 @@ class SpatialTransformer(nn.Module):
         nn.init.zeros_(self.head[-1].bias)
         self.register_buffer("identity", torch.tensor(IDENTITY).view(1, 2, 3))
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Weights saved before θ was written as I + offset (no ``identity`` buffer; the head's last bias held
+        θ itself, unbounded) load as the same θ: the identity moves from that bias into the buffer. This is
+        torch's own hook for a module's state-dict format changes (BatchNorm uses it the same way)."""
+        bias = f"{prefix}head.2.bias"
+        if f"{prefix}identity" not in state_dict and bias in state_dict:
+            state_dict[bias] = state_dict[bias] - torch.tensor(IDENTITY, dtype=state_dict[bias].dtype)
+            state_dict[f"{prefix}identity"] = torch.tensor(IDENTITY).view(1, 2, 3)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def theta(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """θ = I + offset, each offset entry bounded to ±``bound`` (when > 0)."""
         features = self.encoder(torch.cat([x, self.noise(z, x.shape[-1])], dim=1))[-1]
