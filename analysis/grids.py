@@ -17,8 +17,9 @@ from raydaug.config import Config
 from raydaug.errors import NoGeneratorError
 
 
-def render_samples(checkpoint: str | Path, count: int = 8, num_z: int = 5, seed: int = 0) -> torch.Tensor:
-    """The (C, H, W) grid in [0, 1]: ``count`` rows of x then G(x, z_1..z_num_z)."""
+def render_samples(checkpoint: str | Path, count: int = 8, num_z: int = 5,
+                   seed: int = 0) -> tuple[torch.Tensor, list[str]]:
+    """The (C, H, W) grid in [0, 1] — ``count`` rows of x then G(x, z_1..z_num_z) — and each row's class name."""
     from raydaug.logging.tensorboard import sample_grid
     from raydaug.state import checkpoint_file
     from raydaug.train import Trainer
@@ -36,11 +37,14 @@ def render_samples(checkpoint: str | Path, count: int = 8, num_z: int = 5, seed:
         fakes = [trainer.splits.denormalize(
             generator(x, torch.randn(x.shape[0], config.noise_dim, generator=noise) * config.noise_std))
             for _ in range(num_z)]
-    return sample_grid(trainer.splits.denormalize(x), fakes)
+    names = trainer.splits.class_names
+    labels = [names[int(y)] if names else str(int(y)) for y in trainer.eval_y[:count]]
+    return sample_grid(trainer.splits.denormalize(x), fakes), labels
 
 
-def write_grid_png(grid: torch.Tensor, path: Path, title: str) -> Path:
-    """Save a grid as PNG with nearest-neighbour upscaling so 16-px digits stay legible."""
+def write_grid_png(grid: torch.Tensor, path: Path, title: str, row_labels: list[str] = ()) -> Path:
+    """Save a grid as PNG with nearest-neighbour upscaling so 16-px digits stay legible; ``row_labels`` (the
+    class of each row) are written at the left of the rows."""
     image = grid.permute(1, 2, 0).clamp(0, 1).numpy()
     if image.shape[2] == 1:
         image = image[:, :, 0]
@@ -48,9 +52,12 @@ def write_grid_png(grid: torch.Tensor, path: Path, title: str) -> Path:
     scale = max(1.0, 360.0 / max(height, width))
     figure = Figure(figsize=(width * scale / 100 + 0.2, height * scale / 100 + 0.5), dpi=100)
     FigureCanvasAgg(figure)
-    axis = figure.add_axes((0.02, 0.02, 0.96, 0.86))
+    left = 0.12 if row_labels else 0.02  # room for the class names
+    axis = figure.add_axes((left, 0.02, 0.98 - left, 0.86))
     axis.imshow(image, cmap="gray" if image.ndim == 2 else None, interpolation="nearest", vmin=0, vmax=1)
     axis.set_axis_off()
+    for row, label in enumerate(row_labels):
+        axis.text(-0.5, (row + 0.5) * height / len(row_labels), label, ha="right", va="center", fontsize=6)
     figure.suptitle(title, fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
@@ -58,5 +65,5 @@ def write_grid_png(grid: torch.Tensor, path: Path, title: str) -> Path:
 
 
 def sample_grid_png(checkpoint: str | Path, path: Path, title: str, count: int = 8, num_z: int = 5) -> Path:
-    return write_grid_png(render_samples(checkpoint, count, num_z), path,
-                          f"{title}: x | G(x, z) for {num_z} z")
+    grid, labels = render_samples(checkpoint, count, num_z)
+    return write_grid_png(grid, path, f"{title}: x | G(x, z) for {num_z} z", labels)

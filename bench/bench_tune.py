@@ -23,7 +23,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
@@ -43,11 +42,10 @@ def _row(metric: str, value: float | None, unit: str, goal: str = "", met: bool 
             "goal": goal, "met": None if met is None else bool(met), **extra}
 
 
-def _args(storage: str, **changes: Any) -> argparse.Namespace:
-    values = dict(smoke=False, set=[], name=None, storage=storage, address=None, num_samples=None,
-                  cpus_per_trial=None, gpus_per_trial=None, max_failures=None, resume=False)
-    values.update(changes)
-    return argparse.Namespace(**values)
+def _args(storage: str, **changes: Any):
+    from raydaug.tune.options import TuneOptions
+
+    return TuneOptions(storage=storage, **changes)
 
 
 def _recorder():

@@ -1,4 +1,4 @@
-"""The ``raydaug`` console script: train | tune | analyze | schedule | compact.
+"""The ``raydaug`` console script: train | tune | analyze | schedule | export | predict | compact.
 
 Every command exits 0 on success and non-zero with a one-line ``raydaug: error: ...`` on bad input.
 Heavy modules (Ray, analysis) are imported only by the subcommand that needs them.
@@ -6,13 +6,16 @@ Heavy modules (Ray, analysis) are imported only by the subcommand that needs the
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from raydaug.config import MUTABLE_HPARAMS, Config, parse_overrides
+from raydaug.config import MUTABLE_HPARAMS, Config
 from raydaug.errors import EXIT_CODES, UsageError
+from raydaug.overrides import parse_overrides
 
 
 def load_tune_config_base(path: str | None) -> dict[str, Any]:
@@ -24,20 +27,39 @@ def load_tune_config_base(path: str | None) -> dict[str, Any]:
     return dict(load_experiment(path).base)
 
 
+def check_out_dir(out: str) -> None:
+    """``--out`` must be a folder this user may create or write into; checked without creating anything
+    (a run refused later for bad input leaves no folder behind)."""
+    path = Path(out).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {out}: {path} is a file, not a folder")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"--out {out}: cannot create a folder under {existing}, which is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: no permission to write in {existing}")
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
+    from raydaug.logging.tensorboard import viewer_command
     from raydaug.train import run_training
 
+    check_out_dir(args.out)
     values = load_tune_config_base(args.config)
     values.update(parse_overrides(args.set))
     config = Config.from_dict(values)
     run_training(config, args.out, resume=args.resume)
+    print(f"TensorBoard (scalars and G's samples): {viewer_command(str(Path(args.out) / 'tensorboard'))}")
     return 0
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
+    from raydaug.tune.options import TuneOptions
     from raydaug.tune.runner import run_tune
 
-    run_tune(args)
+    run_tune(TuneOptions.from_args(args))
     return 0
 
 
@@ -72,6 +94,24 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
     run_dir = run_replay(schedule, args.storage or beside_source,
                          args.name or f"replay_{schedule['trial_id']}{suffix}", cpus_per_trial=args.cpus_per_trial)
     print(f"replayed trial {schedule['trial_id']} ({len(schedule['changes'])} change(s)) → {run_dir}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from raydaug.analysis.export import export_command
+
+    export_command(args.run_dir, args.trial, args.out)
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from raydaug.export import image_files, load_exported, predict_files, write_predictions
+
+    model, meta = load_exported(args.model)
+    rows = predict_files(model, meta, image_files(args.paths))
+    write_predictions(rows, args.out)
+    if args.out:
+        print(f"predictions for {len(rows)} image(s) → {args.out}", file=sys.stderr)
     return 0
 
 
@@ -147,6 +187,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="CPUs (and torch threads) of the replayed trial (default: the largest node's)")
     _add_set(replay)
     replay.set_defaults(func=_cmd_schedule)
+
+    export = sub.add_parser("export", help="the best classifier of a run as a file that loads with torch alone")
+    export.add_argument("run_dir", help="<storage>/<name> or a `raydaug train --out` folder")
+    export.add_argument("--trial", help="trial id (default: the validation-best of the run and its baselines stage)")
+    export.add_argument("--out", required=True, help="the model file to write (torch.export, e.g. model.pt2)")
+    export.set_defaults(func=_cmd_export)
+
+    predict = sub.add_parser("predict", help="classify image files and folders with an exported model")
+    predict.add_argument("model", help="a file written by `raydaug export`")
+    predict.add_argument("paths", nargs="+", metavar="PATH", help="image files and folders (walked recursively)")
+    predict.add_argument("--out", help="CSV file to write (path,label,probability); default: standard output")
+    predict.set_defaults(func=_cmd_predict)
 
     compact = sub.add_parser("compact", help="merge a run's small Parquet parts into larger ones")
     compact.add_argument("run_dir")

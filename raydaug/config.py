@@ -19,7 +19,6 @@ from typing import Any, get_type_hints
 from .errors import ConfigError
 from .migrations import MIGRATIONS, VERSION_KEY, migrate
 from .presets import HAND_MADE, PRESETS, auto_base_aug, preset_names
-from .presets import TABLE3_ROWS as TABLE3_ROWS  # moved: re-exported until tune_configs/table3_ablation.py switches
 
 # folder: the user's images in ImageFolder layout (raydaug/folder.py); memory: images handed over from Python
 DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist", "svhn", "cifar10", "folder", "memory")
@@ -54,7 +53,7 @@ RANGES = {
                      "elastic_alpha"), "≥ 0"),
     **dict.fromkeys(("lr_c", "lr_g", "lr_dc", "lr_dd", "noise_std", "elastic_sigma"), "> 0"),
     "randaugment_magnitude": "in 0..30", "augmix_severity": "in 1..10", "randaugment_ops": "in 1..10",
-    "teacher_decay": "in [0, 1)", "adam_beta1": "in [0, 1)", "disc_aug_p": "in [0, 1]",
+    "teacher_decay": "in [0, 1)", "adam_beta1": "in [0, 1)", "disc_aug_p": "in [0, 1]", "soft_weight": "in [0, 1]",
 }
 
 # the version of the keys and values below that every logged config carries (VERSION_KEY): one migration step
@@ -101,6 +100,8 @@ class Config:
     stn_bound: float = 0.0  # θ = I + stn_bound·tanh(·) entrywise; 0 = unbounded (the paper)
     res_bound: float = 0.0  # U-Net residual = res_bound·tanh(·) in normalised units; 0 = unbounded
     g_every: int = 1  # G, DC and DD update on every g_every-th step; C trains on G(x) at every step
+    soft_weight: float = 0.0  # C learns G(x) from (1−w)·CE(·, y) + w·CE(·, teacher's softmax); 0 = hard labels
+    g_class_cond: bool = False  # G(x, z, y): a learned per-class shift of z (the mean of G's noise per class)
     # the hand-made augmentations' magnitudes (raydaug/augment.py; defaults: the literature's)
     randaugment_ops: int = 2
     randaugment_magnitude: int = 9
@@ -282,17 +283,3 @@ def coerce(key: str, value: Any) -> Any:
     except (TypeError, ValueError):
         pass
     raise ConfigError(f"config key {key!r} expects {kind.__name__}, got {value!r} ({type(value).__name__})")
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """An old copy of :func:`raydaug.overrides.parse_overrides`, until scripts/digits_compare.py imports that one."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set expects key=value, got {pair!r}")
-        key = key.strip()
-        if key not in FIELD_TYPES:
-            raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(sorted(FIELD_TYPES))}")
-        out[key] = value.strip()
-    return out

@@ -141,7 +141,15 @@ def _torchvision(name: str, data_dir: str, download: bool):
 
 def check_available(config: Config) -> None:
     """Raise :class:`DataError` when ``config``'s dataset files are missing and ``download=false``;
-    cheap (looks for one expected file, loads nothing). digits and mnist5k ship inside packages."""
+    cheap (looks for one expected file, loads nothing). digits and mnist5k ship inside packages; a folder
+    is scanned (its layout checked, nothing decoded); ``memory`` images come from Python."""
+    if config.dataset == "folder":
+        from .folder import scan_folder
+
+        scan_folder(config.data_dir)
+        return
+    if config.dataset == "memory":
+        return
     if config.dataset in EMBEDDED_DATASETS or config.download:
         if config.dataset == "mnist5k":
             mnist5k_path()

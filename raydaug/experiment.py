@@ -10,14 +10,35 @@ None`` (a second stage built from the first one's results). Search-space values 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from .errors import ConfigError
 
 PACKAGE = "raydaug.tune_configs"
+# the tiny digits settings of every ``--smoke`` run and of the tests (16 px, small nets, three images per class,
+# 4 epochs: seconds per trial on a shared CPU core); each user changes only the budget keys it needs
+TINY_DIGITS: Mapping[str, Any] = MappingProxyType({
+    "dataset": "digits", "image_size": 16, "classifier": "small", "disc": "small", "ngf": 4, "noise_dim": 8,
+    "train_per_class": 3, "val_per_class": 3, "batch_size": 10, "epochs": 4, "eval_every": 1,
+    "checkpoint_every": 2,
+})
+# PBT/PB2's mutation ranges {key: (low, high)}, sampled log-uniformly, of the main job (mnist5k_pbt) and of every
+# population that gives none: around today's defaults (α 0.1, β 0.05, γ 0.005, teacher 1, lr_C 1e-3, lr_G/DC/DD
+# 5e-4); the paper-preset populations (tune_configs/_common.py) span ×/÷10 around the preset's own values instead
+PBT_MUTATIONS: Mapping[str, tuple[float, float]] = MappingProxyType({
+    "alpha": (0.02, 0.5),
+    "beta": (0.01, 0.25),
+    "gamma": (1e-3, 0.05),
+    "teacher_weight": (0.3, 3.0),
+    "lr_c": (3e-4, 3e-3),
+    "lr_g": (1e-4, 2.5e-3),
+    "lr_dc": (1e-4, 2.5e-3),
+    "lr_dd": (1e-4, 2.5e-3),
+})
 # the name of a follow-up stage of hand-made baselines: ``raydaug tune`` writes it to RUN_DIR_baselines, and
 # ``raydaug analyze RUN_DIR`` merges that run's baselines into the comparison
 BASELINES_STAGE = "baselines"
@@ -30,7 +51,7 @@ class Experiment:
     search_space: dict[str, Any] = field(default_factory=dict)  # Config key → value or Tune domain
     scheduler: str = "fifo"                                 # fifo | pbt | pb2
     scheduler_options: dict[str, Any] = field(default_factory=dict)
-    # PBT/PB2: mutations {key: (low, high)} log-uniform, perturbation_interval (iterations),
+    # PBT/PB2: mutations {key: (low, high)} log-uniform (default PBT_MUTATIONS), perturbation_interval (iterations),
     # quantile_fraction, resample_probability, metric, mode
     num_samples: int = 1
     cpus_per_trial: float = 1.0

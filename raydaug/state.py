@@ -67,7 +67,7 @@ def build_state(config: Config, channels: int, num_classes: int, background: tor
     nets: dict[str, nn.Module] = {}
     if config.aug == "learned":
         if config.joint:
-            nets["g"] = build_generator(config, channels, background)
+            nets["g"] = build_generator(config, channels, background, num_classes)
             dc, dd = build_discriminators(config.disc, channels, num_classes, config.image_size,
                                           config.use_dc, config.use_dd)
             if dc is not None:

@@ -18,9 +18,19 @@ import torch
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import HPARAM_METRICS, Config
-from .data import NUM_CLASSES, Splits, load_splits
+from .data import Splits, load_splits
 from .errors import ConfigError, NonFiniteLossError
-from .state import TrainState, apply_hparams, build_state, checkpoint_file, load_state_dict, resolve_device, state_dict
+from .images import LabelledImages
+from .state import (
+    TrainState,
+    apply_hparams,
+    build_state,
+    checkpoint_file,
+    keep_best_classifier,
+    load_state_dict,
+    resolve_device,
+    state_dict,
+)
 from .steps import augmentation_health, evaluate, train_step
 
 LOSS_PLAYERS = {"loss/dc": "DC", "loss/dd": "DD", "loss/g": "G", "loss/c": "C"}
@@ -100,14 +110,16 @@ class Progress:
 class Trainer:
     """Data + TrainState + per-window accumulators. One iteration = ``eval_every`` epochs + evaluation."""
 
-    def __init__(self, config: Config, device: torch.device | None = None, splits: Splits | None = None):
+    def __init__(self, config: Config, device: torch.device | None = None, splits: Splits | None = None,
+                 data: LabelledImages | None = None):
         self.device = device or resolve_device(config.device)
-        self.splits = splits if splits is not None else load_splits(config, self.device)
+        self.splits = splits if splits is not None else load_splits(config, self.device, data)
         if config.use_dd and config.aug == "learned" and config.joint and config.train_per_class < 2:
             raise ConfigError("use_dd=true needs train_per_class ≥ 2: DD's real pairs are two different "
                               "images of one class")
         background = self.splits.normalize(torch.zeros(1, self.splits.channels, 1, 1, device=self.device))
-        self.state: TrainState = build_state(config, self.splits.channels, NUM_CLASSES, background, self.device)
+        self.state: TrainState = build_state(config, self.splits.channels, self.splits.num_classes, background,
+                                             self.device)
         self.accumulator = MetricAccumulator(self.device)
         self._pair_index = _pair_tables(self.splits.train.labels)
         self._needs_pairs = "dd" in self.state.nets
@@ -193,6 +205,7 @@ class Trainer:
         if metrics["acc/val"] > self.state.best["acc/val"]:
             self.state.best = {"acc/val": metrics["acc/val"], "acc/test": metrics["acc/test"],
                                "epoch": self.state.epoch}
+            keep_best_classifier(self.state)
         acc.reset()
         return metrics
 
@@ -209,7 +222,13 @@ class Trainer:
         apply_hparams(self.state, config)
 
     def state_payload(self) -> dict[str, Any]:
-        return state_dict(self.state)
+        """The TrainState and what a model exported from it needs of the data: class names, channels, the
+        training split's mean and std."""
+        splits = self.splits
+        data = {"class_names": list(splits.class_names), "channels": splits.channels,
+                "image_size": self.config.image_size, "dataset": self.config.dataset,
+                "mean": splits.mean.flatten().cpu(), "std": splits.std.flatten().cpu()}
+        return {**state_dict(self.state), "data": data}
 
     def save(self, path: str | os.PathLike) -> None:
         save_checkpoint(path, self.state_payload())
@@ -259,9 +278,10 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 def run_training(config: Config, out_dir: str | os.PathLike, resume: bool = False,
                  trial_id: str | None = None, log: Callable[[str], None] = print,
-                 stop_after_epochs: int | None = None) -> dict[str, Any]:
+                 stop_after_epochs: int | None = None, data: LabelledImages | None = None) -> dict[str, Any]:
     """Train ``config`` to the end (or ``stop_after_epochs``), writing checkpoints, Parquet, TensorBoard,
-    ``config.json`` and ``result.json`` under ``out_dir``. Returns the result dict."""
+    ``config.json`` and ``result.json`` under ``out_dir``. Returns the result dict. ``data``: images brought
+    from Python (``dataset=memory``) instead of the dataset ``config`` names."""
     from .logging.parquet import metrics_row, metrics_writer, trial_row, trials_writer
     from .logging.tensorboard import TensorBoardSink, sample_grid
 
@@ -269,16 +289,16 @@ def run_training(config: Config, out_dir: str | os.PathLike, resume: bool = Fals
     ckpt = out / "checkpoints" / "state.pt"
     if resume and not ckpt.exists():
         raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
-    trainer = Trainer(config)
+    trainer = Trainer(config, data=data)
     trial_id = trial_id or out.resolve().name
     if resume:
         trainer.restore(ckpt)
         log(f"resumed from {ckpt} at epoch {trainer.state.epoch}")
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", config.to_dict())
+    write_json(out / "config.json", config.to_logged())
     writer = metrics_writer(str(out), trial_id)
     trials = trials_writer(str(out))
-    trials.append(trial_row(trial_id, "restore" if resume else "start", trainer.iteration, config.to_dict()))
+    trials.append(trial_row(trial_id, "restore" if resume else "start", trainer.iteration, config.to_logged()))
     trials.flush()
     board = TensorBoardSink(str(out / "tensorboard"))
     log(f"training {config.aug} augmentation on {config.dataset} ({len(trainer.splits.train)} train / "

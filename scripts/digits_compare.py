@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from raydaug.config import Config, parse_overrides
+from raydaug.config import Config
+from raydaug.overrides import parse_overrides
 from raydaug.train import run_training
 
 

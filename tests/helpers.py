@@ -4,15 +4,20 @@ from __future__ import annotations
 from typing import Any
 
 from raydaug.config import Config
+from raydaug.experiment import TINY_DIGITS
 
-TINY: dict[str, Any] = {
-    "epochs": 2, "eval_every": 1, "checkpoint_every": 1, "ngf": 4, "noise_dim": 8,
-    "train_per_class": 3, "val_per_class": 3, "batch_size": 10,
-}
+# the smoke runs' tiny digits settings (one definition: raydaug.experiment.TINY_DIGITS), two epochs, a
+# checkpoint at each
+TINY: dict[str, Any] = {**TINY_DIGITS, "epochs": 2, "checkpoint_every": 1}
 
 
 def tiny(**changes: Any) -> Config:
     return Config.from_dict({**TINY, **changes})
+
+
+def set_args(values: dict[str, Any]) -> list[str]:
+    """``--set KEY=VALUE`` arguments of ``raydaug train`` / ``tune`` for ``values``."""
+    return [part for key, value in values.items() for part in ("--set", f"{key}={value}")]
 
 
 def comparable(values: dict) -> dict:

@@ -1,6 +1,7 @@
 """Measurements on a run's Parquet logs for the failure-injection tests, on a local RUN_DIR or a storage
 URI alike (``raydaug.logging.parquet.resolve``): the rows on disk (restored rows included), how far each
-trial is durable, the rows written twice, and the check that every iteration is there exactly once."""
+trial is durable, the rows written twice, and the check that every iteration is there exactly once (after
+de-duplication) and written twice no more often than the restores explain (before it)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -59,15 +60,35 @@ def trial_events(run_dir: str | Path) -> pd.DataFrame:
     return ds.dataset(folder, filesystem=filesystem, format="parquet").to_table().to_pandas()
 
 
-def assert_every_iteration_once(run_dir: str | Path, trials: int, epochs: int) -> None:
-    """After analysis.load, each trial has the iterations 1..epochs, each exactly once, and no part
-    file was skipped."""
+def assert_every_iteration_once(run_dir: str | Path, trials: int, epochs: int,
+                                redone_per_restore: int) -> dict[str, int]:
+    """Each trial has the iterations 1..epochs, each exactly once after ``analysis.load`` (which keeps the
+    last row of a (trial, iteration)), and no part file was skipped. The raw rows are read too, since the
+    loader's de-duplication would make "once" hold by construction: every raw row is an iteration in
+    1..epochs, and the rows written twice stay within what the trial's restores may legitimately redo,
+    ``redone_per_restore`` iterations each (a restore continues from a checkpoint at most that far behind
+    the rows already in storage). Returns trial id → rows written twice."""
     run = load(str(run_dir))
     assert run.skipped == []
     by_trial = run.metrics.groupby("trial_id", observed=True)["training_iteration"].apply(list).to_dict()
     assert len(by_trial) == trials, sorted(by_trial)
     for trial_id, iterations in by_trial.items():
         assert iterations == list(range(1, epochs + 1)), trial_id
+    raw = raw_metrics(run_dir)
+    raw_by_trial = raw.groupby("trial_id", observed=True)["training_iteration"].apply(list).to_dict()
+    assert {str(trial) for trial in raw_by_trial} == {str(trial) for trial in by_trial}
+    events = trial_events(run_dir)
+    restores = {str(trial): int(count)
+                for trial, count in events[events["event"] == "restore"].groupby("trial_id").size().items()}
+    written_twice = {}
+    for trial_id, iterations in raw_by_trial.items():
+        assert set(iterations) == set(range(1, epochs + 1)), (trial_id, sorted(iterations))
+        written_twice[str(trial_id)] = twice = len(iterations) - len(set(iterations))
+        count = restores.get(str(trial_id), 0)
+        assert twice <= redone_per_restore * count, (
+            f"trial {trial_id}: {twice} rows written twice, more than {redone_per_restore} per restore "
+            f"({count} restore(s)): {sorted(iterations)}")
+    return written_twice
 
 
 def report(title: str, **numbers: Any) -> None:

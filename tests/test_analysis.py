@@ -3,7 +3,6 @@ PBT lineage and schedule export; end to end on `raydaug train` folders and on a 
 its replay)."""
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
@@ -699,9 +698,12 @@ def test_a_checkpoint_logged_with_a_key_removed_since_still_renders_its_grid(tra
 
     payload = load_checkpoint(train_run / "checkpoints" / "state.pt")
     path = tmp_path / "old" / "state.pt"
-    payload["config"] = {**payload["config"], "c_views": 1, "warp_bound": 0.0}
+    # logged as a version-0 run would have (no config_version), while the removed keys existed
+    logged = {key: value for key, value in payload["config"].items() if key != "config_version"}
+    payload["config"] = {**logged, "c_views": 1, "warp_bound": 0.0}
     save_checkpoint(path, payload)
-    assert render_samples(path, count=4, num_z=2).shape[0] in (1, 3)
+    grid, labels = render_samples(path, count=4, num_z=2)
+    assert grid.shape[0] in (1, 3) and labels == ["0", "1", "2", "3"]  # digits' class names, classes interleaved
     payload["config"]["warp_bound"] = 0.1
     save_checkpoint(path, payload)
     with pytest.raises(ConfigError, match=r"warp_bound=0\.1 \(removed in config version 2"):
@@ -785,12 +787,12 @@ def smoke_pbt(tmp_path_factory, request) -> tuple[Path, str]:
 
     request.getfixturevalue("ray_session")  # one Ray for the whole session (tests/conftest.py)
     storage = tmp_path_factory.mktemp("tune")
-    args = argparse.Namespace(config="smoke", set=[], smoke=True, name="pbt", storage=str(storage), address=None,
-                              num_samples=None, cpus_per_trial=1.5, gpus_per_trial=None, max_failures=None,
-                              resume=False)
+    from raydaug.tune.options import TuneOptions
+
+    options = TuneOptions(config="smoke", smoke=True, name="pbt", storage=str(storage), cpus_per_trial=1.5)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):  # Ray's own lines and ours (log=print)
-        runner.run_tune(args)
+        runner.run_tune(options)
     return storage / "pbt", printed.getvalue()
 
 

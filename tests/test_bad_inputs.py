@@ -15,26 +15,26 @@ import torch
 
 from raydaug.checkpoint import save_checkpoint
 from raydaug.cli import main
+from tests.helpers import TINY, set_args
 from tests.processes import free_port
 
-TINY_SETS = ["--set", "epochs=1", "--set", "ngf=4", "--set", "noise_dim=8", "--set", "train_per_class=3",
-             "--set", "val_per_class=3", "--set", "eval_every=1", "--set", "checkpoint_every=1"]
-TINY_EXPERIMENT = """
+TINY_SETS = set_args({**TINY, "epochs": 1})
+TINY_EXPERIMENT = f"""
 from raydaug.experiment import Experiment
 
 def experiment():
-    return Experiment(name="tiny", base={"epochs": 1, "eval_every": 1, "checkpoint_every": 1, "ngf": 4,
-                                         "noise_dim": 8, "train_per_class": 3, "val_per_class": 3})
+    return Experiment(name="tiny", base={ {**TINY, "epochs": 1}!r})
 """
 # a value drawn from the point's own config: 3 + 172 per class is more than digits has
-SAMPLED_EXPERIMENT = """
+SAMPLED_BASE = {key: value for key, value in TINY.items() if key not in ("train_per_class", "val_per_class")}
+SAMPLED_EXPERIMENT = f"""
 from ray import tune
 from raydaug.experiment import Experiment
 
 def experiment():
-    return Experiment(name="sampled", base={"epochs": 1, "ngf": 4, "noise_dim": 8},
-                      search_space={"train_per_class": tune.grid_search([3]),
-                                    "val_per_class": tune.sample_from(lambda config: 175 - config["train_per_class"])})
+    return Experiment(name="sampled", base={ {**SAMPLED_BASE, "epochs": 1}!r},
+                      search_space={{"train_per_class": tune.grid_search([3]),
+                                    "val_per_class": tune.sample_from(lambda config: 175 - config["train_per_class"])}})
 """
 FILES = {
     "tiny.py": TINY_EXPERIMENT,

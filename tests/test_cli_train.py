@@ -1,4 +1,5 @@
 """`raydaug train` from the command line: success, determinism, and one-line failures before any training."""
+import importlib.util
 import subprocess
 import sys
 
@@ -6,16 +7,44 @@ import pandas as pd
 import pytest
 
 from raydaug.cli import main
+from tests.helpers import TINY, set_args
 
-TINY_ARGS = ["--set", "epochs=1", "--set", "ngf=4", "--set", "noise_dim=8", "--set", "train_per_class=3",
-             "--set", "val_per_class=3", "--set", "eval_every=1", "--set", "checkpoint_every=1"]
+TINY_ARGS = set_args({**TINY, "epochs": 1})
 
 
 def test_train_command_runs_and_reports(tmp_path, capsys):
     assert main(["train", *TINY_ARGS, "--out", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
     assert "epoch    1/1" in out and "results in" in out
+    assert f"tensorboard --logdir {tmp_path / 'run' / 'tensorboard'}" in out
     assert (tmp_path / "run" / "result.json").exists()
+    assert any((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.parametrize("installed", [False, True])
+def test_the_tensorboard_command_says_how_to_install_tensorboard_when_missing(monkeypatch, installed):
+    """Only tensorboardX (the writer) is a dependency; the viewer comes with the extra raydaug[tensorboard]."""
+    from raydaug.logging import tensorboard
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(tensorboard.importlib.util, "find_spec",
+                        lambda name, *rest: (object() if installed else None) if name == "tensorboard"
+                        else real(name, *rest))
+    command = tensorboard.viewer_command("/runs/my run")
+    assert command.startswith("tensorboard --logdir '/runs/my run'")
+    assert ("pip install 'raydaug[tensorboard]'" in command) is not installed
+
+
+def test_an_out_folder_that_cannot_be_created_fails_on_one_line(tmp_path, capsys):
+    """A path under a regular file (root may write anywhere, so no chmod): exit 2 and one line, as for every
+    other bad input, before any training; nothing is created."""
+    blocker = tmp_path / "somefile"
+    blocker.write_text("not a folder\n")
+    for out in (blocker / "sub", blocker):
+        assert main(["train", *TINY_ARGS, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("raydaug: error: --out") and "is a file" in err and "\n" not in err, err
+    assert blocker.read_text() == "not a folder\n"
 
 
 @pytest.mark.parametrize("args, fragment", [

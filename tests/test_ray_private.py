@@ -21,19 +21,21 @@ Private name (Ray 2.60) — used in — test:
   schedulers._drop_unregistered_checkpoint — ``test_no_unregistered_checkpoint_folder_is_left_behind``
 - ``trial.is_saving`` (with ``result["should_checkpoint"]``) — callbacks.RegisterCheckpointOnce —
   ``test_no_checkpoint_is_registered_or_deleted_twice``
-- ``PopulationBasedTraining._synch`` — schedulers._ExploitRecorder — ``test_synch_attribute_follows_the_constructor``
+- ``PopulationBasedTraining._synch`` — schedulers._ExploitRecorder —
+  ``test_synch_decides_whether_the_exploited_trials_own_checkpoint_is_deleted``
 - ``choose_trial_to_run`` (public hook) over ``._trial_state[t].last_train_time`` — schedulers._ExploitRecorder —
   ``test_an_exploited_trial_lets_its_waiting_donor_run_first``, ``test_no_exploit_clones_the_same_checkpoint_twice``
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import re
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
+import pyarrow.fs as pafs
 import pytest
 
 ray = pytest.importorskip("ray")
@@ -43,6 +45,7 @@ from ray.train._internal import checkpoint_manager as ray_checkpoint_manager  # 
 from raydaug.config import MUTABLE_HPARAMS, Config  # noqa: E402
 from raydaug.experiment import Experiment  # noqa: E402
 from raydaug.tune import runner  # noqa: E402
+from raydaug.tune.options import TuneOptions  # noqa: E402
 from raydaug.tune.schedulers import RecordingPB2, RecordingPBT, population_settings  # noqa: E402
 from tests.helpers import TINY  # noqa: E402
 
@@ -51,12 +54,6 @@ pytestmark = pytest.mark.slow
 EPOCHS = 6
 KEEP = 2
 CHECKPOINT_NAME = re.compile(r"^checkpoint_\d{6}$")
-
-
-def args(storage: str) -> argparse.Namespace:
-    return argparse.Namespace(config="", set=[], smoke=False, name=None, storage=storage, address=None,
-                              num_samples=None, cpus_per_trial=None, gpus_per_trial=None, max_failures=None,
-                              resume=False)
 
 
 class Driver(tune.Callback):
@@ -114,7 +111,7 @@ def run_population(storage: Path, epochs: int, cpus_per_trial: float, callbacks=
         scheduler="pbt",
         scheduler_options={"perturbation_interval": 1, "quantile_fraction": 0.5, "resample_probability": 0.5},
         cpus_per_trial=cpus_per_trial, checkpoints_to_keep=KEEP, max_failures=0)
-    plan = runner.plan_experiment(experiment, args(str(storage)))
+    plan = runner.plan_experiment(experiment, TuneOptions(storage=str(storage)))
     results, plan = runner.launch(plan, list(callbacks), log=lambda _: None)
     assert not results.errors, results.errors
     return Path(plan.run_dir)
@@ -257,18 +254,39 @@ def test_no_checkpoint_is_registered_or_deleted_twice(ray_session, tmp_path):
     assert len(book.deletions) == len(set(book.deletions)), f"deleted twice: {sorted(book.deletions)}"
 
 
+class FakeTrial:
+    def __init__(self, trial_id: str, status: str, folder: Path | None = None):
+        self.trial_id, self.status, self.experiment_tag = trial_id, status, trial_id
+        self.config = {"epochs": 4, "alpha": 0.1}
+        # what _drop_unregistered_checkpoint reads: the trial's folder and Ray's registered checkpoints (none)
+        self.storage = SimpleNamespace(trial_fs_path=str(folder), storage_filesystem=pafs.LocalFileSystem())
+        self.run_metadata = SimpleNamespace(checkpoint_manager=SimpleNamespace(
+            _checkpoint_results=[], _latest_checkpoint_result=None))
+
+
 @pytest.mark.parametrize("synch", [False, True])
 @pytest.mark.parametrize("kind", [RecordingPBT, RecordingPB2])
-def test_synch_attribute_follows_the_constructor(kind, synch, tmp_path):
-    """``_synch`` tells the recorder whether PBT paused the trial with a registered checkpoint."""
+def test_synch_decides_whether_the_exploited_trials_own_checkpoint_is_deleted(kind, synch, tmp_path, monkeypatch):
+    """``_synch`` (set from the constructor's ``synch``) tells the recorder how PBT paused the exploited
+    trial: asynchronous PBT pauses it after a checkpoint Ray never registers (the recorder deletes that
+    orphan folder); synchronous PBT pauses it with a registered checkpoint, which must stay. Ray's own
+    exploit is replaced by a no-op: what is tested is what the recorder does on ``_synch``."""
+    from ray.tune.schedulers.pbt import _PBTTrialState
+
     settings = population_settings({"synch": synch}, Config.from_dict(TINY), "acc/val", "max")
-    assert kind(str(tmp_path), settings)._synch is synch
-
-
-class FakeTrial:
-    def __init__(self, trial_id: str, status: str):
-        self.trial_id, self.status, self.experiment_tag = trial_id, status, trial_id
-        self.config = {"epochs": 4}
+    scheduler = kind(str(tmp_path / "run"), settings)
+    for base in kind.__mro__[2:]:
+        if "_exploit" in vars(base):
+            monkeypatch.setattr(base, "_exploit", lambda self, controller, trial, donor: None)
+    donor, exploited = FakeTrial("donor", "RUNNING"), FakeTrial("exploited", "RUNNING", tmp_path / "exploited")
+    own = tmp_path / "exploited" / "checkpoint_000003"
+    own.mkdir(parents=True)
+    for trial in (donor, exploited):
+        scheduler._trial_state[trial] = _PBTTrialState(trial)
+        scheduler._trial_state[trial].last_result = {"training_iteration": 3, "checkpoint_dir_name": own.name}
+    scheduler._exploit(None, exploited, donor)
+    assert own.exists() is synch
+    assert len(pd.read_parquet(tmp_path / "run" / "parquet" / "pbt_events")) == len(settings.mutations)
 
 
 @pytest.mark.parametrize("kind", [RecordingPBT, RecordingPB2])
@@ -298,5 +316,9 @@ def test_no_exploit_clones_the_same_checkpoint_twice(population):
     """With the trials one at a time, an exploited trial used to clone one donor checkpoint again and
     again while the donor waited (37 times in one run); each exploit must now take a newer checkpoint."""
     _, _, events = population
-    taken = collections.Counter((e["dst"], e["src"], e["iteration"]) for e in exploits(events))
+    found = exploits(events)
+    # the precondition: a trial exploited the same donor at least twice, else no clone could repeat
+    per_pair = collections.Counter((e["dst"], e["src"]) for e in found)
+    assert max(per_pair.values(), default=0) >= 2, f"too few exploits to test anything: {per_pair}"
+    taken = collections.Counter((e["dst"], e["src"], e["iteration"]) for e in found)
     assert not [key for key, count in taken.items() if count > 1], taken

@@ -13,12 +13,12 @@ are shared with ``tests/test_s3.py``, which repeats these kills with the run in 
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import dataclasses
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,7 +33,9 @@ from raydaug.analysis.load import load  # noqa: E402
 from raydaug.cli import main  # noqa: E402
 from raydaug.experiment import Experiment  # noqa: E402
 from raydaug.tune import runner  # noqa: E402
+from raydaug.tune.options import TuneOptions  # noqa: E402
 from raydaug.tune.trainable import REPLAY_KEY  # noqa: E402
+from tests.helpers import TINY  # noqa: E402
 from tests.processes import LoopbackCluster, child_env, finish, kill_group, spawn, wait_for  # noqa: E402
 from tests.runlogs import (  # noqa: E402
     assert_every_iteration_once,
@@ -46,21 +48,11 @@ from tests.runlogs import (  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-# digits, 16 px, tiny nets: an iteration (one epoch + evaluation) takes about a second on a shared core
-TINY: dict[str, Any] = {"dataset": "digits", "image_size": 16, "ngf": 4, "noise_dim": 8, "train_per_class": 3,
-                        "val_per_class": 3, "batch_size": 10, "eval_every": 1}
 INTERVAL = 2           # checkpoint_every / eval_every: iterations between two checkpoints
 KEEP = 2               # CheckpointConfig(num_to_keep)
 
 
 # ---------------------------------------------------------------------- experiments
-def tune_args(**changes: Any) -> argparse.Namespace:
-    values = dict(config="", set=[], smoke=False, name=None, storage=None, address=None, num_samples=None,
-                  cpus_per_trial=None, gpus_per_trial=None, max_failures=None, resume=False)
-    values.update(changes)
-    return argparse.Namespace(**values)
-
-
 def write_experiment(path: Path, name: str, base: dict[str, Any], search: str, scheduler: str = "fifo",
                      options: str = "{}", max_failures: int = 1) -> str:
     """A tune_config file; ``search`` and ``options`` are Python source (they may use ``tune``)."""
@@ -71,6 +63,36 @@ def write_experiment(path: Path, name: str, base: dict[str, Any], search: str, s
         f"                      scheduler_options={options}, cpus_per_trial=1.0, max_failures={max_failures},\n"
         f"                      checkpoints_to_keep={KEEP})\n")
     return str(path)
+
+
+# ---------------------------------------------------------------------- 0. the check itself
+def _fake_run(run_dir: Path, written: list[int], restores: int) -> None:
+    """A run of one trial whose metrics rows are the iterations ``written`` (one part file each, as a
+    trial's flushes write them) and whose trials table has ``restores`` restore rows."""
+    from raydaug.config import Config
+    from raydaug.logging import parquet as P
+
+    for iteration in written:
+        writer = P.metrics_writer(str(run_dir), "t0")
+        writer.append(P.metrics_row({"acc/val": 0.5}, iteration, float(iteration)))
+        writer.flush()
+    trials = P.trials_writer(str(run_dir))
+    for index in range(1 + restores):
+        trials.append(P.trial_row("t0", "restore" if index else "start", 0, Config.from_dict(TINY).to_dict()))
+    trials.flush()
+
+
+def test_the_once_check_reads_the_raw_rows(tmp_path):
+    """``analysis.load`` keeps one row per (trial, iteration), so "once" must be checked on the raw rows:
+    rows written twice beyond what the restores may redo fail, within it pass."""
+    _fake_run(tmp_path / "ok", [1, 2, 3, 2, 3, 4], restores=1)
+    assert assert_every_iteration_once(tmp_path / "ok", trials=1, epochs=4, redone_per_restore=2) == {"t0": 2}
+    _fake_run(tmp_path / "twice", [1, 2, 3, 2, 3, 4], restores=0)
+    with pytest.raises(AssertionError, match="2 rows written twice"):
+        assert_every_iteration_once(tmp_path / "twice", trials=1, epochs=4, redone_per_restore=2)
+    _fake_run(tmp_path / "beyond", [1, 2, 3, 4, 1, 2, 3, 4], restores=1)
+    with pytest.raises(AssertionError, match="4 rows written twice"):
+        assert_every_iteration_once(tmp_path / "beyond", trials=1, epochs=4, redone_per_restore=2)
 
 
 # ---------------------------------------------------------------------- 1. a trial's worker
@@ -102,7 +124,7 @@ def test_trial_worker_sigkill_retries_from_the_last_checkpoint(ray_session, tmp_
     experiment = Experiment(name="worker_kill", base={**TINY, "epochs": epochs, "checkpoint_every": INTERVAL},
                             search_space={"seed": tune.grid_search([0, 1])}, scheduler="fifo",
                             cpus_per_trial=1.0, max_failures=0, checkpoints_to_keep=KEEP)
-    plan = runner.plan_experiment(experiment, tune_args(storage=str(tmp_path), max_failures=1))
+    plan = runner.plan_experiment(experiment, TuneOptions(storage=str(tmp_path), max_failures=1))
     assert runner.build_run_config(plan).failure_config.max_failures == 1  # --max-failures wins
     # iteration 3's result: the checkpoint of iteration 2 is registered, iteration 3 is not durable
     killer, reports = KillWorkerAt(INTERVAL + 1), Reports()
@@ -112,7 +134,7 @@ def test_trial_worker_sigkill_retries_from_the_last_checkpoint(ray_session, tmp_
     victim, pid = killer.killed
     assert not results.errors, "the killed trial was not retried to the end"
     run_dir = Path(plan.run_dir)
-    assert_every_iteration_once(run_dir, trials=2, epochs=epochs)
+    assert_every_iteration_once(run_dir, trials=2, epochs=epochs, redone_per_restore=INTERVAL)
     restores = trial_events(run_dir).query("event == 'restore'")
     assert list(zip(restores["trial_id"], restores["training_iteration"])) == [(victim, INTERVAL)]
     after = [row for row in reports.rows if row[0] == victim and row[2] != pid]
@@ -171,7 +193,7 @@ def test_driver_sigkill_then_resume_completes_the_experiment(tmp_path):
     assert code == 0, output[-3000:]
     assert "resuming driver_kill" in output
 
-    assert_every_iteration_once(run_dir, trials=2, epochs=epochs)
+    assert_every_iteration_once(run_dir, trials=2, epochs=epochs, redone_per_restore=KEEP * INTERVAL)
     events = trial_events(run_dir)
     after = events[events["timestamp"] > killed_at]
     restored = after[after["event"] == "restore"]
@@ -217,7 +239,7 @@ def test_killing_a_worker_node_reschedules_its_trial(tmp_path):
             kill_group(driver)
         cluster.stop()
 
-    assert_every_iteration_once(run_dir, trials=2, epochs=epochs)
+    assert_every_iteration_once(run_dir, trials=2, epochs=epochs, redone_per_restore=INTERVAL)
     failed = [path.parent.name for path in run_dir.glob("train_trial_*/error.txt")]
     assert len(failed) == 1, f"expected the killed node's trial to fail once and be retried: {failed}"
     victim = re.search(r"train_trial_([0-9a-f]{5}_\d{5})", failed[0]).group(1)
@@ -231,6 +253,42 @@ def test_killing_a_worker_node_reschedules_its_trial(tmp_path):
            killed=sorted({command.split()[0] for command in running if command.startswith("ray::")}))
 
 
+# ---------------------------------------------------------------------- 3b. a cluster with token authentication
+def test_a_token_cluster_runs_the_smoke_test_and_refuses_a_driver_without_its_token(tmp_path):
+    """A loopback cluster (head and one worker on 127.0.0.1) started with RAY_AUTH_MODE=token and a token of
+    its own: ``raydaug tune smoke --smoke --address`` with that token runs to the end; a driver without it
+    (no RAY_AUTH_TOKEN, no ~/.ray/auth_token) fails with exit 2 and one line saying it is the token, without
+    Ray's retry lines (one per second for about 20 s) nor the node IP Ray gives up on."""
+    cluster = LoopbackCluster()
+    home = tmp_path / "home"  # a user without ~/.ray/auth_token
+    home.mkdir()
+    try:
+        cluster.start(workers=1)
+        log = tmp_path / "driver.log"
+        argv = [sys.executable, "-m", "raydaug", "tune", "smoke", "--smoke", "--address", cluster.address]
+        driver = spawn([*argv, "--storage", str(tmp_path / "runs")], log, cluster.env)
+        try:
+            code, output = finish(driver, log)
+        finally:
+            kill_group(driver)
+        assert code == 0, output[-3000:]
+        assert "results in" in output and (tmp_path / "runs" / "smoke_smoke" / "parquet" / "metrics").is_dir()
+
+        # RAY_AUTH_MODE=token without a token (Ray refuses it itself), and no RAY_AUTH_MODE at all (the cluster
+        # refuses the connection)
+        without = {key: value for key, value in cluster.env.items() if key != "RAY_AUTH_TOKEN"}
+        unaware = {key: value for key, value in without.items() if key != "RAY_AUTH_MODE"}
+        for env in ({**without, "HOME": str(home)}, {**unaware, "HOME": str(home)}):
+            done = subprocess.run([*argv, "--storage", str(tmp_path / "refused")], env=env, cwd=tmp_path,
+                                  capture_output=True, text=True, timeout=300)
+            assert done.returncode == 2, done.stderr[-3000:]
+            lines = done.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith(f"raydaug: error: --address {cluster.address}: "), lines
+            assert "token" in lines[0] and "RAY_AUTH_TOKEN" in lines[0], lines[0]
+    finally:
+        cluster.stop()
+
+
 # ---------------------------------------------------------------------- 4. NaN / inf in a population
 def test_non_finite_loss_fails_that_trial_only_and_keeps_its_rows(ray_session, tmp_path, monkeypatch, capsys):
     epochs, poisoned_after = 6, INTERVAL + 1
@@ -239,14 +297,14 @@ def test_non_finite_loss_fails_that_trial_only_and_keeps_its_rows(ray_session, t
     # one trial of the pair follows a schedule that raises lr_g to 1e4 after iteration 3 (a real config
     # value, applied by the trial in its worker): its losses overflow during iteration 4
     schedule = [[poisoned_after, {"lr_g": 1e4}]]
-    original = runner.plan_from_args
+    original = runner.plan_from_options
 
-    def with_a_poisoned_trial(args):
-        plan = original(args)
+    def with_a_poisoned_trial(options):
+        plan = original(options)
         return dataclasses.replace(plan, param_space={**plan.param_space,
                                                       REPLAY_KEY: tune.grid_search([None, schedule])})
 
-    monkeypatch.setattr(runner, "plan_from_args", with_a_poisoned_trial)
+    monkeypatch.setattr(runner, "plan_from_options", with_a_poisoned_trial)
     code = main(["tune", config, "--storage", str(tmp_path / "runs"), "--max-failures", "1"])
     err = capsys.readouterr().err
     assert code == 1, err

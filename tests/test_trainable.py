@@ -105,3 +105,16 @@ def test_restoring_another_trials_checkpoint_draws_new_numbers(monkeypatch, tmp_
     again = run_trial(monkeypatch, tmp_path, "b", restore=checkpoint)
     assert [numbers(r) for r in again.reports] == [numbers(r) for r in recipient.reports]
     assert trainable.restore_seed("b", 2) != trainable.restore_seed("a", 2) != trainable.restore_seed("b", 3)
+
+
+def test_two_recipients_of_one_donor_checkpoint_draw_numbers_of_their_own(monkeypatch, tmp_path, donor):
+    """The seed of an exploit comes from the *recipient*: two trials that clone the same checkpoint of the
+    same donor (a population where several members exploit one leader) must not train on the same batches
+    and noise, which a seed taken from the donor's id would give them."""
+    checkpoint = checkpoint_of_iteration_2(donor)
+    first = run_trial(monkeypatch, tmp_path, "b", restore=checkpoint)
+    second = run_trial(monkeypatch, tmp_path, "c", restore=checkpoint)
+    assert first.reports[0]["checkpoint/restored_trial"] == second.reports[0]["checkpoint/restored_trial"] == "a"
+    assert first.reports[0]["hp/alpha"] == second.reports[0]["hp/alpha"]  # the same hyperparameters ...
+    assert first.reports[0]["loss/c"] != second.reports[0]["loss/c"]     # ... other numbers
+    assert first.reports[0]["loss/g"] != second.reports[0]["loss/g"]

@@ -2,7 +2,7 @@
 replay, and bad input rejected before any trial starts."""
 from __future__ import annotations
 
-import argparse
+import collections
 import dataclasses
 import os
 import re
@@ -20,13 +20,14 @@ from ray.tune.trainable import wrap_function  # noqa: E402
 
 from raydaug.checkpoint import load_checkpoint  # noqa: E402
 from raydaug.cli import main  # noqa: E402
-from raydaug.config import MUTABLE_HPARAMS, Config, ConfigError  # noqa: E402
+from raydaug.config import BASE_AUGS, MUTABLE_HPARAMS, Config, ConfigError  # noqa: E402
 from raydaug.errors import UsageError  # noqa: E402
 from raydaug.experiment import Experiment, load_experiment  # noqa: E402
 from raydaug.train import Trainer  # noqa: E402
 from raydaug.tune import runner  # noqa: E402
 from raydaug.tune.callbacks import progress_table  # noqa: E402
 from raydaug.tune.cluster import check_cluster  # noqa: E402
+from raydaug.tune.options import TuneOptions  # noqa: E402
 from raydaug.tune.replay import run_replay  # noqa: E402
 from raydaug.tune.trainable import trial_config  # noqa: E402
 from tests.helpers import TINY  # noqa: E402
@@ -39,11 +40,9 @@ LR_KEYS = {"lr_c": "lr/c", "lr_g": "lr/g", "lr_dc": "lr/dc", "lr_dd": "lr/dd"}
 HP_KEYS = {"alpha": "hp/alpha", "beta": "hp/beta", "gamma": "hp/gamma", "teacher_weight": "hp/teacher_weight"}
 
 
-def tune_args(**changes) -> argparse.Namespace:
-    values = dict(config="smoke", set=[], grid=[], smoke=False, name=None, storage=None, address=None,
-                  num_samples=None, cpus_per_trial=None, gpus_per_trial=None, max_failures=None, resume=False)
-    values.update(changes)
-    return argparse.Namespace(**values)
+def tune_args(**changes) -> TuneOptions:
+    """The options of ``raydaug tune smoke`` with ``changes``."""
+    return TuneOptions(**{"config": "smoke", **changes})
 
 
 class Recorder(tune.Callback):
@@ -73,6 +72,42 @@ def test_progress_table_shows_the_values_the_trainer_reported_else_the_configs()
     cells = dict(zip(header.split(), row.split()))
     assert ((cells["α"], cells["β"], cells["γ"], cells["lr_dd"], cells["lr_g"], cells["acc/val"])
             == ("0.7", "0.05", "0.01", "0.0002", "-", "0.5000"))
+
+
+@pytest.mark.parametrize("event, title, status", [("on_trial_complete", "finished", "TERMINATED"),
+                                                   ("on_trial_error", "failed", "ERROR")])
+def test_the_table_printed_when_a_trial_ends_shows_it_ended(event, title, status):
+    """Tune calls on_trial_complete/on_trial_error while the trial's status still says RUNNING: the table
+    printed then must show the trial as ended, the other trials as they are."""
+    from raydaug.tune.callbacks import ProgressTable
+
+    done, other = (SimpleNamespace(trial_id=name, status="RUNNING", config={}, last_result={"training_iteration": 4})
+                   for name in ("t0", "t1"))
+    printed: list[str] = []
+    getattr(ProgressTable(write=printed.append), event)(0, [done, other], done)
+    heading, _, *rows = printed[0].splitlines()
+    assert f"trial t0 {title}" in heading
+    assert {row.split()[0]: row.split()[1] for row in rows} == {"t0": status, "t1": "RUNNING"}
+    assert done.status == "RUNNING"  # the trial itself is Tune's to change
+
+
+def test_the_start_line_counts_every_trial_of_the_grid(tmp_path, monkeypatch):
+    """A grid of two points with one sample each is two trials: the start line says so (it said
+    "1 sample(s)"). No Ray: the cluster and the Tuner are stand-ins."""
+    experiment = Experiment(name="grid", base={**TINY}, search_space={"seed": tune.grid_search([0, 1]),
+                                                                      "aug": tune.grid_search(["none", "light"])},
+                            num_samples=3)
+    plan = runner.plan_experiment(experiment, tune_args(storage=str(tmp_path)))
+    assert plan.trial_count == 12
+    monkeypatch.setattr(runner, "connect", lambda plan: False)
+    monkeypatch.setattr(runner, "alive_nodes", lambda: [{"CPU": 2.0}])
+    monkeypatch.setattr(runner, "build_tuner", lambda plan, callbacks: SimpleNamespace(fit=lambda: []))
+    lines: list[str] = []
+    runner.launch(plan, log=lines.append)
+    assert "starting grid: 12 trial(s) (3 sample(s) per grid point)," in lines[0], lines
+    single = runner.plan_experiment(dataclasses.replace(experiment, search_space={}, num_samples=2),
+                                    tune_args(storage=str(tmp_path), name="single"))
+    assert single.trial_count == 2
 
 
 # ---------------------------------------------------------------------- PBT exploit
@@ -131,10 +166,15 @@ def test_pbt_exploit_restores_donor_checkpoint_and_new_hyperparameters(ray_sessi
     payload = load_checkpoint(copies[0])
     assert set(payload["nets"]) == {"g", "dc", "dd", "c"}
 
-    # Parquet: one trial row per start/restore, metric rows for every iteration of every trial
+    # Parquet: one trial row per start/restore; one metrics row per result the driver received, each
+    # iteration of each trial there, none written twice (an exploit to an older donor checkpoint redoes an
+    # iteration: the driver then receives it twice as well)
     trials = read_parquet(plan.run_dir, "trials")
     assert {"start", "restore"} <= set(trials["event"])
     metrics = read_parquet(plan.run_dir, "metrics")
+    written = collections.Counter(zip(metrics["trial_id"].astype(str), metrics["training_iteration"]))
+    received = collections.Counter((row["trial"], row["result"]["training_iteration"]) for row in recorder.rows)
+    assert written == received
     for trial_id, frame in metrics.groupby("trial_id", observed=True):
         assert set(frame["training_iteration"]) == {1, 2, 3, 4}, trial_id
 
@@ -268,7 +308,7 @@ def test_replay_follows_the_schedule(ray_session, tmp_path):
 
 # ---------------------------------------------------------------------- resources (no GPU needed)
 def test_fractional_gpu_share_maps_to_ray_resources(tmp_path):
-    plan = runner.plan_from_args(tune_args(storage=str(tmp_path), gpus_per_trial=0.5, cpus_per_trial=1.0))
+    plan = runner.plan_from_options(tune_args(storage=str(tmp_path), gpus_per_trial=0.5, cpus_per_trial=1.0))
     assert plan.gpus_per_trial == 0.5
     request = wrap_function(runner.build_trainable(plan)).default_resource_request({})
     assert request.required_resources == {"CPU": 1.0, "GPU": 0.5}
@@ -277,7 +317,7 @@ def test_fractional_gpu_share_maps_to_ray_resources(tmp_path):
     with pytest.raises(UsageError, match="GPU"):
         check_cluster(plan, [{"CPU": 2.0}])
     with pytest.raises(UsageError, match="GPU"):
-        check_cluster(runner.plan_from_args(tune_args(storage=str(tmp_path), gpus_per_trial=2)),
+        check_cluster(runner.plan_from_options(tune_args(storage=str(tmp_path), gpus_per_trial=2)),
                              [{"CPU": 8.0, "GPU": 1.0}])
 
 
@@ -315,13 +355,13 @@ def write_config(tmp_path: Path, body: str) -> str:
      UsageError, "--storage"),
     ("def experiment():\n    return Experiment(name='x', base={})\n", {"address": "not an address"},
      UsageError, "--address"),
-    ("def experiment():\n    return Experiment(name='x', base={})\n", {"set": ["alpha=-1"]}, ConfigError, "alpha"),
+    ("def experiment():\n    return Experiment(name='x', base={})\n", {"sets": ["alpha=-1"]}, ConfigError, "alpha"),
 ])
 def test_bad_input_fails_before_launch(tmp_path, body, changes, error, fragment):
     path = write_config(tmp_path, body)
     changes = {"storage": str(tmp_path / "runs"), **changes}
     with pytest.raises(error, match=re.escape(fragment)):
-        runner.plan_from_args(tune_args(config=path, **changes))
+        runner.plan_from_options(tune_args(config=path, **changes))
     assert not (tmp_path / "runs").exists()
 
 
@@ -335,8 +375,8 @@ def test_cli_reports_bad_input_on_one_line(tmp_path, capsys):
 @pytest.mark.parametrize("name", sorted(p.stem for p in Path(__file__).resolve().parents[1].glob("tune_configs/*.py")
                                          if not p.stem.startswith("_")))
 def test_every_tune_config_plans_in_smoke_and_full_size(tmp_path, name):
-    full = runner.plan_from_args(tune_args(config=name, storage=str(tmp_path)))
-    smoke = runner.plan_from_args(tune_args(config=name, storage=str(tmp_path), smoke=True))
+    full = runner.plan_from_options(tune_args(config=name, storage=str(tmp_path)))
+    smoke = runner.plan_from_options(tune_args(config=name, storage=str(tmp_path), smoke=True))
     assert smoke.base.dataset == "digits" and smoke.base.epochs <= 6
     assert smoke.scheduler == full.scheduler and smoke.name.endswith("_smoke")
     if full.scheduler == "pbt":
@@ -360,29 +400,29 @@ def test_a_population_searching_over_its_split_or_nets_is_refused_before_ray_sta
     path = write_config(tmp_path, "def experiment():\n    return Experiment(name='x', base={}, "
                                   f"scheduler={scheduler!r}, search_space={{{key!r}: tune.grid_search({values})}})\n")
     with pytest.raises(ConfigError, match=rf"must share {key}:.*--set seed=N"):
-        runner.plan_from_args(tune_args(config=path, storage=str(tmp_path / "runs")))
+        runner.plan_from_options(tune_args(config=path, storage=str(tmp_path / "runs")))
     assert main(["tune", path, "--storage", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and key in err and err.startswith("raydaug: error:")
     assert not (tmp_path / "runs").exists()
     # one value per population is fine (--set wins over the search space)
-    runner.plan_from_args(tune_args(config=path, storage=str(tmp_path / "runs"), set=[f"{key}={values[0]}"]))
+    runner.plan_from_options(tune_args(config=path, storage=str(tmp_path / "runs"), sets=[f"{key}={values[0]}"]))
 
 
 # ---------------------------------------------------------------------- tune_configs
 def test_tune_configs_are_found_as_the_installed_package_from_any_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no tune_configs/ here
-    plan = runner.plan_from_args(tune_args(config="smoke", storage=str(tmp_path / "runs")))
+    plan = runner.plan_from_options(tune_args(config="smoke", storage=str(tmp_path / "runs")))
     assert plan.experiment.name == "smoke"
     assert plan.module.path == Path(__file__).resolve().parents[1] / "tune_configs" / "smoke.py"
     # a path to a file still works, relative to the working folder
     (tmp_path / "mine.py").write_text("from raydaug.experiment import Experiment\n"
                                       "def experiment():\n    return Experiment(name='mine', base={})\n")
-    assert runner.plan_from_args(tune_args(config="mine.py", storage=str(tmp_path / "runs"))).name == "mine"
+    assert runner.plan_from_options(tune_args(config="mine.py", storage=str(tmp_path / "runs"))).name == "mine"
     with pytest.raises(ConfigError, match=r"tune_config 'nosuch' not found: .*digits_pbt.*smoke"):
-        runner.plan_from_args(tune_args(config="nosuch", storage=str(tmp_path / "runs")))
+        runner.plan_from_options(tune_args(config="nosuch", storage=str(tmp_path / "runs")))
     with pytest.raises(ConfigError, match="not found"):  # the package's helper module is not an experiment
-        runner.plan_from_args(tune_args(config="_common", storage=str(tmp_path / "runs")))
+        runner.plan_from_options(tune_args(config="_common", storage=str(tmp_path / "runs")))
 
 
 def test_the_cli_finds_a_tune_config_by_name_from_another_folder(tmp_path):
@@ -406,7 +446,7 @@ def test_a_followup_comes_from_the_one_loaded_module(tmp_path):
         "counter.write_text(counter.read_text() + 'x' if counter.exists() else 'x')\n"
         "def experiment():\n    return Experiment(name='first', base={})\n"
         "def followup(run_dir):\n    return Experiment(name='second', base={'data_dir': run_dir})\n")
-    plan = runner.plan_from_args(tune_args(config=str(path), storage=str(tmp_path / "runs")))
+    plan = runner.plan_from_options(tune_args(config=str(path), storage=str(tmp_path / "runs")))
     second = runner._followup(plan)
     assert second.name == "second" and second.base == {"data_dir": plan.run_dir}
     assert counter.read_text() == "x"
@@ -431,7 +471,7 @@ def test_a_stopped_first_stage_does_not_start_its_followup(tmp_path, monkeypatch
     """Ctrl-C during ema_study's learned trials must stop there: its baselines stage (or Fig. 4's C on
     frozen snapshots) would run against unfinished trials. A first stage whose trials all finished goes on."""
     launched, lines = record_launches(monkeypatch, last_epoch), []
-    runner.run_tune(tune_args(config="ema_study", storage=str(tmp_path), set=["epochs=7"]), log=lines.append)
+    runner.run_tune(tune_args(config="ema_study", storage=str(tmp_path), sets=["epochs=7"]), log=lines.append)
     assert launched == stages
     stopped = any("follow-up stage was not started" in line for line in lines)
     assert stopped == (len(stages) == 1)
@@ -446,17 +486,18 @@ def test_no_followup_runs_the_first_stage_alone_and_its_resume_repeats_the_flag(
 
     launched = record_launches(monkeypatch, last_epoch=7)
     argv = ["tune", "ema_study", "--storage", str(tmp_path), "--set", "epochs=7", "--no-followup"]
-    args = build_parser().parse_args(argv)
-    runner.run_tune(args, log=lambda line: None)
+    options = TuneOptions.from_args(build_parser().parse_args(argv))
+    runner.run_tune(options, log=lambda line: None)
     assert launched == ["ema_study"]
-    plan = runner.plan_from_args(args)
-    assert runner.plan_followup(plan, args) is None
+    plan = runner.plan_from_options(options)
+    assert runner.plan_followup(plan) is None
     assert resume_command(plan).endswith(" --set epochs=7 --no-followup --resume")
-    without = build_parser().parse_args(argv[:-1])
-    assert runner.plan_followup(runner.plan_from_args(without), without) is not None
-    assert not resume_command(runner.plan_from_args(without)).count("--no-followup")
+    without = TuneOptions.from_args(build_parser().parse_args(argv[:-1]))
+    assert runner.plan_followup(runner.plan_from_options(without)) is not None
+    assert not resume_command(runner.plan_from_options(without)).count("--no-followup")
     with pytest.raises(UsageError, match="smoke has no follow-up stage"):
-        runner.plan_from_args(build_parser().parse_args(["tune", "smoke", "--storage", str(tmp_path), "--no-followup"]))
+        runner.plan_from_options(TuneOptions.from_args(
+            build_parser().parse_args(["tune", "smoke", "--storage", str(tmp_path), "--no-followup"])))
 
 
 def test_grid_replaces_the_search_space_in_both_stages_and_resume_repeats_it(tmp_path):
@@ -465,23 +506,24 @@ def test_grid_replaces_the_search_space_in_both_stages_and_resume_repeats_it(tmp
     both, since a follow-up stage that had not started is planned from them."""
     from raydaug.tune.summary import resume_command
 
-    args = tune_args(config="ema_study", storage=str(tmp_path), grid=["seed=3,4"], set=["epochs=7"])
-    plan = runner.plan_from_args(args)
-    second = runner.plan_followup(plan, args)
+    args = tune_args(config="ema_study", storage=str(tmp_path), grids=["seed=3,4"], sets=["epochs=7"])
+    plan = runner.plan_from_options(args)
+    second = runner.plan_followup(plan)
     for stage in (plan, second):
         assert stage.param_space["seed"] == {"grid_search": [3, 4]}
         assert stage.param_space["epochs"] == "7"
-    assert second.param_space["aug"] == {"grid_search": ["none", "light", "strong", "trivial"]}
+    assert second.param_space["aug"] == {"grid_search": list(BASE_AUGS)}  # every hand-made baseline
     assert plan.base.epochs == 7 and plan.base.seed == 3
     command = resume_command(second)
     assert command.endswith(" --set epochs=7 --grid seed=3,4 --resume") and f"--name {plan.name} " in command
     with pytest.raises(UsageError, match="--set and --grid both give seed"):
-        runner.plan_from_args(tune_args(config="ema_study", storage=str(tmp_path), grid=["seed=3"], set=["seed=1"]))
+        runner.plan_from_options(tune_args(config="ema_study", storage=str(tmp_path), grids=["seed=3"],
+                                           sets=["seed=1"]))
 
 
 def test_a_grid_over_a_populations_split_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="must share seed"):
-        runner.plan_from_args(tune_args(config="digits_pbt", storage=str(tmp_path), grid=["seed=0,1"]))
+        runner.plan_from_options(tune_args(config="digits_pbt", storage=str(tmp_path), grids=["seed=0,1"]))
 
 
 def test_the_summary_reads_a_run_as_analysis_does(tmp_path):
@@ -516,7 +558,7 @@ def test_the_resume_command_of_a_followup_stage_continues_through_its_first_stag
     command printed for an interrupted follow-up must name stage 1's run (and keep --smoke)."""
     from raydaug.tune.summary import resume_command
 
-    plan = runner.plan_from_args(tune_args(config="mnist5k_pbt", storage=str(tmp_path), smoke=True))
+    plan = runner.plan_from_options(tune_args(config="mnist5k_pbt", storage=str(tmp_path), smoke=True))
     followup = dataclasses.replace(plan, name=f"{plan.name}_baselines", stage_of=plan.name)
     command = resume_command(followup)
     assert f"--name {plan.name} " in command and command.endswith("--smoke --resume")

@@ -1,25 +1,16 @@
-"""Shared by the tune_configs: the tiny digits settings of ``--smoke`` and the paper-population PBT."""
+"""Shared by the tune_configs: split seeds, budgets, the GPU share and the paper-population PBT (the tiny
+digits settings of ``--smoke`` are :data:`raydaug.experiment.TINY_DIGITS`)."""
 from __future__ import annotations
-
-from typing import Any
 
 from ray import tune
 
 from raydaug.config import MUTABLE_HPARAMS, Config
-from raydaug.experiment import Experiment
+from raydaug.experiment import TINY_DIGITS, Experiment
 
 # split seeds of every multi-seed experiment (the seed decides the train/val/test split)
 SEEDS = [0, 1, 2]
 # the budget of the CPU-sized MNIST-550 runs (mnist5k_small: 22 minibatches of 25 per epoch)
 MNIST5K_SMALL_EPOCHS = 200
-
-# --smoke: the same experiment shape on the embedded digits data with tiny nets (seconds per trial)
-TINY_DIGITS: dict[str, Any] = {
-    "dataset": "digits", "image_size": 16, "classifier": "small", "disc": "small", "ngf": 4, "noise_dim": 8,
-    "train_per_class": 3, "val_per_class": 3, "batch_size": 10, "epochs": 4, "eval_every": 1,
-    "checkpoint_every": 2,
-}
-
 
 # A GPU share for the paper's nets (32 px, batch 16-32): one such trial leaves an H200 mostly idle (its
 # step is bound by kernel launches); 4 trials on one card trained 3.3x the samples/s of one alone, 8 only

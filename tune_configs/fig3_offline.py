@@ -10,8 +10,8 @@ It pins ``eval_ema=false`` (C itself, as first measured); today's protocol is ``
 """
 from ray import tune
 
-from raydaug.experiment import Experiment
-from raydaug.tune_configs._common import SEEDS, TINY_DIGITS
+from raydaug.experiment import TINY_DIGITS, Experiment
+from raydaug.tune_configs._common import SEEDS
 
 PER_CLASS = [3, 5, 10, 20, 50]
 AUGS = ["none", "light", "trivial", "learned"]

@@ -5,8 +5,8 @@ hand-made strong augmentation and the learned one (a grid; split seed 0).
 """
 from ray import tune
 
-from raydaug.experiment import Experiment
-from raydaug.tune_configs._common import GPUS_PER_TRIAL, TINY_DIGITS
+from raydaug.experiment import TINY_DIGITS, Experiment
+from raydaug.tune_configs._common import GPUS_PER_TRIAL
 
 PER_CLASS = [50, 100, 200, 400, 800]          # 500 … 8000 training images
 AUGS = ["none", "strong", "learned"]

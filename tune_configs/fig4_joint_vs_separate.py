@@ -14,8 +14,8 @@ from pathlib import Path
 
 from ray import tune
 
-from raydaug.experiment import Experiment
-from raydaug.tune_configs._common import GPUS_PER_TRIAL, TINY_DIGITS
+from raydaug.experiment import TINY_DIGITS, Experiment
+from raydaug.tune_configs._common import GPUS_PER_TRIAL
 
 SEEDS = [0, 1, 2]
 SNAPSHOT_EPOCHS = (200, 500, 700, 1000)

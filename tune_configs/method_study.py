@@ -17,8 +17,8 @@ About 2 hours on 2 CPUs. ``--smoke``: the same two stages, one seed, tiny nets o
 from ray import tune
 
 from raydaug.config import BASE_AUGS
-from raydaug.experiment import BASELINES_STAGE, Experiment
-from raydaug.tune_configs._common import MNIST5K_SMALL_EPOCHS, SEEDS, TINY_DIGITS
+from raydaug.experiment import BASELINES_STAGE, TINY_DIGITS, Experiment
+from raydaug.tune_configs._common import MNIST5K_SMALL_EPOCHS, SEEDS
 
 # per dataset: (train_per_class, val_per_class, epochs) — the reference digits protocol and MNIST-550
 PROTOCOL = {"digits": (10, 30, 500), "mnist5k": (55, 50, MNIST5K_SMALL_EPOCHS)}

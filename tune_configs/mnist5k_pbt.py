@@ -16,32 +16,20 @@ opens with the comparison.
 from ray import tune
 
 from raydaug.config import BASE_AUGS
-from raydaug.experiment import BASELINES_STAGE, Experiment
-from raydaug.tune_configs._common import TINY_DIGITS
+from raydaug.experiment import BASELINES_STAGE, PBT_MUTATIONS, TINY_DIGITS, Experiment
 
 EPOCHS = 60
 BASE = {"preset": "mnist5k_small", "epochs": EPOCHS, "eval_every": 5, "checkpoint_every": 10}
-# log-uniform ranges around today's defaults (α 0.1, β 0.05, γ 0.005, lr_C 1e-3, lr_G/DC/DD 5e-4)
-MUTATIONS = {
-    "alpha": (0.02, 0.5),
-    "beta": (0.01, 0.25),
-    "gamma": (1e-3, 0.05),
-    "teacher_weight": (0.3, 3.0),
-    "lr_c": (3e-4, 3e-3),
-    "lr_g": (1e-4, 2.5e-3),
-    "lr_dc": (1e-4, 2.5e-3),
-    "lr_dd": (1e-4, 2.5e-3),
-}
-SMOKE = {**TINY_DIGITS, "epochs": 4, "eval_every": 1, "checkpoint_every": 2}
+SMOKE = dict(TINY_DIGITS)
 
 
 def experiment() -> Experiment:
     return Experiment(
         name="mnist5k_pbt",
         base={**BASE, "aug": "learned"},
-        search_space={key: tune.loguniform(low, high) for key, (low, high) in MUTATIONS.items()},
+        search_space={key: tune.loguniform(low, high) for key, (low, high) in PBT_MUTATIONS.items()},
         scheduler="pbt",
-        scheduler_options={"mutations": MUTATIONS, "quantile_fraction": 0.25, "resample_probability": 0.25},
+        scheduler_options={"mutations": dict(PBT_MUTATIONS), "quantile_fraction": 0.25, "resample_probability": 0.25},
         num_samples=4,
         cpus_per_trial=1.0,
         smoke=dict(SMOKE),

@@ -7,16 +7,13 @@ other waits) and exploits are certain; the tests run it that way.
 """
 from ray import tune
 
-from raydaug.experiment import Experiment
-
-TINY = {"dataset": "digits", "image_size": 16, "epochs": 6, "eval_every": 1, "checkpoint_every": 1,
-        "ngf": 4, "noise_dim": 8, "train_per_class": 3, "val_per_class": 3, "batch_size": 10}
+from raydaug.experiment import TINY_DIGITS, Experiment
 
 
 def experiment() -> Experiment:
     return Experiment(
         name="smoke",
-        base=dict(TINY),
+        base={**TINY_DIGITS, "epochs": 6, "checkpoint_every": 1},
         # two trials: one classifier learns far too slowly (lr_c 1e-5), so it is the lower half and,
         # with quantile 0.5 and a perturbation at every checkpoint, clones the other one
         search_space={"alpha": tune.loguniform(0.02, 0.5), "lr_c": tune.grid_search([1e-5, 2e-3])},

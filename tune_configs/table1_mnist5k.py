@@ -9,8 +9,8 @@ defaults) and learned with the paper's method alone (preset paper_method), three
 from ray import tune
 
 from raydaug.config import BASE_AUGS
-from raydaug.experiment import Experiment
-from raydaug.tune_configs._common import GPUS_PER_TRIAL, SEEDS, TINY_DIGITS
+from raydaug.experiment import TINY_DIGITS, Experiment
+from raydaug.tune_configs._common import GPUS_PER_TRIAL, SEEDS
 
 PRESETS = [*(f"paper_mnist5k,hand_{aug}" for aug in BASE_AUGS), "paper_mnist5k", "paper_mnist5k,paper_method"]
 

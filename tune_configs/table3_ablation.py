@@ -1,13 +1,13 @@
-"""Table 3: the nine player combinations of the ablation (rows a…l of raydaug.config.TABLE3_ROWS) on
+"""Table 3: the nine player combinations of the ablation (rows a…l of raydaug.presets.TABLE3_ROWS) on
 reduced CIFAR-10 (4000 images, the authors' CIFAR hyperparameters), three split seeds each, as a grid.
 
 27 trials of 1000 epochs; 0.25 GPU each. ``--smoke``: the same 9 × seeds grid on digits with tiny nets.
 """
 from ray import tune
 
-from raydaug.config import TABLE3_ROWS
-from raydaug.experiment import Experiment
-from raydaug.tune_configs._common import GPUS_PER_TRIAL, TINY_DIGITS
+from raydaug.experiment import TINY_DIGITS, Experiment
+from raydaug.presets import TABLE3_ROWS
+from raydaug.tune_configs._common import GPUS_PER_TRIAL
 
 SEEDS = [0, 1, 2]
 SMOKE = {**TINY_DIGITS, "epochs": 2, "checkpoint_every": 1, "seed": tune.grid_search([0])}

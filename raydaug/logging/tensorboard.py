@@ -1,7 +1,9 @@
 """TensorBoard scalars for every metric and an image grid of x beside G(x, z) for several z."""
 from __future__ import annotations
 
+import importlib.util
 import math
+import shlex
 
 import torch
 from tensorboardX import SummaryWriter
@@ -28,3 +30,12 @@ class TensorBoardSink:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def viewer_command(logdir: str) -> str:
+    """The command that shows ``logdir`` in TensorBoard. raydaug writes event files with tensorboardX and
+    does not depend on TensorBoard itself: when it is missing, say how to install it."""
+    command = f"tensorboard --logdir {shlex.quote(logdir)}"
+    if importlib.util.find_spec("tensorboard") is None:
+        command += " (TensorBoard is not installed: pip install 'raydaug[tensorboard]')"
+    return command

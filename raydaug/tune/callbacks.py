@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ray.tune import Callback
+from ray.tune.experiment import Trial
 
 from raydaug.config import HPARAM_METRICS
 
@@ -26,17 +27,18 @@ def _live(result: dict[str, Any], config: dict[str, Any], key: str) -> Any:
     return config.get(key) if reported is None else reported
 
 
-def progress_table(trials: Sequence[Any], metric: str = "acc/val") -> str:
+def progress_table(trials: Sequence[Any], metric: str = "acc/val", statuses: Mapping[str, str] | None = None) -> str:
     """One line per trial: id, status, iteration, the metric, then α, β, γ, the teacher's weight and the four learning
     rates as the trainer last reported them (a schedule's change or a PBT mutation shows from the trial's next
-    report on), else as its config gives them."""
+    report on), else as its config gives them. ``statuses`` (trial id → status) overrides the trials' own."""
     header = ["trial", "status", "iter", metric, *(label for _, label in HPARAM_COLUMNS)]
     rows = [header]
     for trial in trials:
         result = trial.last_result or {}
         config = trial.config or {}
         rows.append([
-            trial.trial_id, trial.status, str(result.get("training_iteration", 0)),
+            trial.trial_id, (statuses or {}).get(trial.trial_id, trial.status),
+            str(result.get("training_iteration", 0)),
             _number(result.get(metric), ".4f"),
             *(_number(_live(result, config, key), ".3g") for key, _ in HPARAM_COLUMNS),
         ])
@@ -54,19 +56,20 @@ class ProgressTable(Callback):
         self.write = write or _stdout
         self._last = 0.0
 
-    def _print(self, trials: Sequence[Any], title: str) -> None:
+    def _print(self, trials: Sequence[Any], title: str, statuses: Mapping[str, str] | None = None) -> None:
         self._last = time.monotonic()
-        self.write(f"== {title} ({time.strftime('%H:%M:%S')}) ==\n{progress_table(trials, self.metric)}\n")
+        self.write(f"== {title} ({time.strftime('%H:%M:%S')}) ==\n{progress_table(trials, self.metric, statuses)}\n")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if time.monotonic() - self._last >= self.interval_s:
             self._print(trials, "progress")
 
+    # Tune calls these before it sets the trial's new status: the table says what the title says
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._print(trials, f"trial {trial.trial_id} finished")
+        self._print(trials, f"trial {trial.trial_id} finished", {trial.trial_id: Trial.TERMINATED})
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._print(trials, f"trial {trial.trial_id} failed")
+        self._print(trials, f"trial {trial.trial_id} failed", {trial.trial_id: Trial.ERROR})
 
     def on_experiment_end(self, trials, **info):
         self._print(trials, "final")

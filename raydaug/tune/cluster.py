@@ -1,40 +1,19 @@
-"""Phase 2 of ``raydaug tune``: the Ray cluster. The ``--address`` probe (before Ray is called),
-starting or joining Ray, and the check that a trial's resource bundle fits on one node."""
+"""Phase 2 of ``raydaug tune``: the Ray cluster. Starting or joining Ray (the ``--address`` probe before
+it is :mod:`raydaug.tune.address`), and the check that a trial's resource bundle fits on one node."""
 from __future__ import annotations
 
 import logging
 import os
-import re
-import socket
+import sys
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import ray
+from ray.exceptions import AuthenticationError
 
 from raydaug.errors import UsageError
-
-if TYPE_CHECKING:  # plan.py imports this module for check_address
-    from raydaug.tune.plan import TunePlan
-
-_ADDRESS = re.compile(r"^(auto|(ray://)?[A-Za-z0-9_.\-]+:\d{1,5})$")
-ADDRESS_PROBE_TIMEOUT_S = 3.0  # ray.init retries an address where nothing listens for minutes
-
-
-def check_address(address: str | None) -> None:
-    """A malformed ``--address``, or a HOST:PORT where nothing accepts a connection, is refused at once
-    (``ray.init`` would keep retrying it for minutes). ``auto`` is left to ``ray.init``."""
-    if address is None or address == "auto":
-        return
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not _ADDRESS.match(address) or not 0 < int(port) < 65536:
-        raise UsageError(f"--address {address!r} must be 'auto' or HOST:PORT (e.g. 10.0.0.5:6379)")
-    try:
-        socket.create_connection((host, int(port)), timeout=ADDRESS_PROBE_TIMEOUT_S).close()
-    except OSError as error:
-        reason = error.strerror or str(error) or type(error).__name__
-        raise UsageError(f"--address {address}: no Ray cluster answers at {host}:{port} ({reason}); "
-                          f"start the head with `ray start --head --port {port}` or fix the address") from None
+from raydaug.tune.plan import TunePlan
 
 
 def connect(plan: TunePlan) -> bool:
@@ -42,15 +21,42 @@ def connect(plan: TunePlan) -> bool:
     if ray.is_initialized():
         return False
     if plan.address:
-        try:
-            ray.init(address=plan.address, logging_level=logging.WARNING, log_to_driver=False)
-        except Exception as error:  # ConnectionError, RuntimeError, ValueError depending on the failure
-            raise UsageError(f"--address {plan.address}: cannot connect to a Ray cluster ({error})") from None
+        join_cluster(plan.address)
         return True
     # the workers' own log lines (a line per checkpoint and restore) would bury the progress table;
     # a trial's failure still reaches the driver with its traceback
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     return True
+
+
+def join_cluster(address: str) -> None:
+    """``ray.init(address)``, failing on one line. A cluster with token authentication refuses a driver
+    without its token: Ray's core then prints a line per retry for about 20 s (C++ logging, straight to
+    file descriptor 2) and gives up naming the node's own IP, which the user never typed. Those lines are
+    held back while Ray connects and shown only when it succeeds; a refusal says it is the token."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+            failure = None
+        except Exception as error:  # ConnectionError, RuntimeError, ValueError depending on the failure
+            failure = error
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        printed = capture.read().decode(errors="replace")
+    if failure is None:
+        sys.stderr.write(printed)  # Ray's own warnings of a connection that worked stay visible
+        return
+    if isinstance(failure, AuthenticationError) or "InvalidAuthToken" in printed + str(failure):
+        raise UsageError(f"--address {address}: the cluster uses token authentication and refused this driver's "
+                         "token (missing or wrong): run the driver with the token the cluster was started with, "
+                         "RAY_AUTH_MODE=token and RAY_AUTH_TOKEN=<token> (or RAY_AUTH_TOKEN_PATH=<file>)") from None
+    raise UsageError(f"--address {address}: cannot connect to a Ray cluster ({failure})") from None
 
 
 def alive_nodes() -> list[dict[str, float]]:
@@ -62,7 +68,7 @@ def check_cluster(plan: TunePlan, nodes: Sequence[Mapping[str, float]],
     """A trial's bundle must fit on one node. A --smoke run of a GPU experiment falls back to CPU
     when the cluster has no GPU (unless --gpus-per-trial was given)."""
     total_gpus = sum(float(node.get("GPU", 0)) for node in nodes)
-    if plan.gpus_per_trial > 0 and total_gpus == 0 and plan.smoke and not plan.gpus_from_cli:
+    if plan.gpus_per_trial > 0 and total_gpus == 0 and plan.smoke and plan.options.gpus_per_trial is None:
         log(f"note: the cluster has no GPU; this --smoke run uses CPU instead of {plan.gpus_per_trial} GPU/trial")
         plan = replace(plan, gpus_per_trial=0.0)
     if plan.gpus_per_trial > 0 and not any(float(node.get("GPU", 0)) >= plan.gpus_per_trial for node in nodes):

@@ -6,7 +6,6 @@ reachability), an existing RUN_DIR, and (on a local run) the dataset files.
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import math
 from collections.abc import Mapping
@@ -16,11 +15,14 @@ from typing import Any
 
 from ray.tune.search.sample import Categorical, Domain, Float, Function, Integer
 
-from raydaug.config import EMBEDDED_DATASETS, FIELD_TYPES, Config, parse_grid, parse_overrides
+from raydaug.config import EMBEDDED_DATASETS, FIELD_TYPES, Config
 from raydaug.errors import ConfigError, UsageError
 from raydaug.experiment import Experiment, TuneConfigModule, load_tune_config
+from raydaug.images import LabelledImages
 from raydaug.logging.parquet import join
-from raydaug.tune.cluster import check_address
+from raydaug.overrides import parse_grid, parse_overrides
+from raydaug.tune.address import check_address
+from raydaug.tune.options import TuneOptions
 from raydaug.tune.schedulers import SCHEDULERS, PopulationSettings, checkpoint_interval, population_settings
 from raydaug.tune.storage import check_run_dir, check_storage
 
@@ -46,39 +48,57 @@ class TunePlan:
     num_samples: int
     cpus_per_trial: float
     gpus_per_trial: float
-    gpus_from_cli: bool
     max_failures: int
     checkpoints_to_keep: int | None
     metric: str
     mode: str
-    address: str | None = None
-    resume: bool = False
-    smoke: bool = False
-    config_path: str = ""
+    options: TuneOptions                      # the command line as given (the follow-up and a resume repeat it)
     module: TuneConfigModule | None = None   # the loaded tune_config (its follow-up), when there is one
     stage_of: str | None = None               # a follow-up stage: the name of the run whose --resume continues it
-    overrides: tuple[str, ...] = ()           # the --set arguments, as given (the follow-up and a resume repeat them)
-    grids: tuple[str, ...] = ()               # the --grid arguments, likewise
-    no_followup: bool = False                 # --no-followup: the tune_config's follow-up stage is not run
+    data: LabelledImages | None = None        # images from Python (dataset=memory), carried by Ray's object store
+
+    @property
+    def address(self) -> str | None:
+        return self.options.address
+
+    @property
+    def resume(self) -> bool:
+        return self.options.resume
+
+    @property
+    def smoke(self) -> bool:
+        return self.options.smoke
+
+    @property
+    def config_path(self) -> str:
+        return self.options.config
 
     def resources(self) -> dict[str, float]:
         return {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}
 
+    @property
+    def trial_count(self) -> int:
+        """Trials Tune creates: ``num_samples`` per point of the grid (the product of every grid_search's length)."""
+        points = math.prod(len(value["grid_search"]) for value in self.param_space.values()
+                           if isinstance(value, Mapping) and "grid_search" in value)
+        return self.num_samples * points
 
-def plan_from_args(args: argparse.Namespace) -> TunePlan:
-    module = load_tune_config(args.config)
-    if arg(args, "no_followup", False) and module.followup is None:
-        raise UsageError(f"--no-followup: {args.config} has no follow-up stage")
-    return plan_experiment(module.experiment, args, config_path=args.config, module=module)
+
+def plan_from_options(options: TuneOptions) -> TunePlan:
+    """Load ``options.config`` (a tune_config path or packaged name) and plan its first stage."""
+    module = load_tune_config(options.config)
+    if options.no_followup and module.followup is None:
+        raise UsageError(f"--no-followup: {options.config} has no follow-up stage")
+    return plan_experiment(module.experiment, options, module=module)
 
 
 def _is_search_value(value: Any) -> bool:
     return isinstance(value, Domain) or (isinstance(value, Mapping) and "grid_search" in value)
 
 
-def plan_experiment(experiment: Experiment, args: argparse.Namespace, config_path: str = "",
+def plan_experiment(experiment: Experiment, options: TuneOptions,
                     module: TuneConfigModule | None = None) -> TunePlan:
-    smoke = bool(arg(args, "smoke", False))
+    smoke = options.smoke
     base_raw = dict(experiment.base)
     search = dict(experiment.search_space)
     unknown = sorted(set(base_raw) - set(FIELD_TYPES))
@@ -90,12 +110,11 @@ def plan_experiment(experiment: Experiment, args: argparse.Namespace, config_pat
                 search[key] = value
             else:
                 base_raw[key] = value
-    set_args, grid_args = tuple(arg(args, "set", []) or []), tuple(arg(args, "grid", []) or [])
-    overrides = parse_overrides(list(set_args))
+    overrides = parse_overrides(options.sets)
     for key, value in overrides.items():
         base_raw[key] = value
         search.pop(key, None)  # an explicit --set wins over the search space
-    grid = parse_grid(list(grid_args))
+    grid = parse_grid(options.grids)
     both = sorted(set(grid) & set(overrides))
     if both:
         raise UsageError(f"--set and --grid both give {', '.join(both)}: use one of them per key")
@@ -138,53 +157,40 @@ def plan_experiment(experiment: Experiment, args: argparse.Namespace, config_pat
     elif experiment.scheduler_options:
         raise ConfigError(f"experiment {experiment.name!r}: scheduler_options only apply to pbt/pb2")
 
-    num_samples = arg(args, "num_samples", None)
+    num_samples = options.num_samples
     if num_samples is None:
         num_samples = experiment.smoke_num_samples if smoke and experiment.smoke_num_samples else experiment.num_samples
     if int(num_samples) < 1:
         raise UsageError(f"--num-samples must be ≥ 1, got {num_samples}")
-    cpus = arg(args, "cpus_per_trial", None)
-    cpus = float(experiment.cpus_per_trial if cpus is None else cpus)
+    cpus = float(experiment.cpus_per_trial if options.cpus_per_trial is None else options.cpus_per_trial)
     if not (math.isfinite(cpus) and cpus > 0):
         raise UsageError(f"--cpus-per-trial must be > 0, got {cpus}")
-    gpus_cli = arg(args, "gpus_per_trial", None)
-    gpus = float(experiment.gpus_per_trial if gpus_cli is None else gpus_cli)
+    gpus = float(experiment.gpus_per_trial if options.gpus_per_trial is None else options.gpus_per_trial)
     check_gpu_share(gpus)
     if gpus > 0 and base.device == "cpu":
         raise ConfigError(f"device=cpu contradicts a GPU share of {gpus} per trial")
     if gpus == 0 and base.device == "cuda":
         raise ConfigError("device=cuda needs --gpus-per-trial > 0: a trial only sees the GPUs Ray assigns it")
-    max_failures = arg(args, "max_failures", None)
-    max_failures = experiment.max_failures if max_failures is None else int(max_failures)
+    max_failures = experiment.max_failures if options.max_failures is None else int(options.max_failures)
     if max_failures < -1:
         raise UsageError(f"--max-failures must be ≥ -1 (-1 = retry forever), got {max_failures}")
     keep = experiment.checkpoints_to_keep if experiment.checkpoints_to_keep else None
     if keep is not None and keep < 1:
         raise ConfigError(f"checkpoints_to_keep={keep} must be ≥ 1 (or 0/None to keep all)")
 
-    name = arg(args, "name", None) or (f"{experiment.name}_smoke" if smoke else experiment.name)
+    name = options.name or (f"{experiment.name}_smoke" if smoke else experiment.name)
     if not name or "/" in name or name in (".", ".."):
         raise UsageError(f"--name {name!r} must be a plain folder name")
-    storage = check_storage(arg(args, "storage", None) or DEFAULT_STORAGE)
+    storage = check_storage(options.storage or DEFAULT_STORAGE)
     run_dir = join(storage, name)
-    address = arg(args, "address", None)
-    check_address(address)
-    resume = bool(arg(args, "resume", False))
-    check_run_dir(run_dir, resume)
+    check_address(options.address)
+    check_run_dir(run_dir, options.resume)
 
     param_space = {**base_raw, **search}
     return TunePlan(experiment=experiment, name=name, storage=storage, run_dir=run_dir, base=base,
                     param_space=param_space, scheduler=scheduler, settings=settings, num_samples=int(num_samples),
-                    cpus_per_trial=cpus, gpus_per_trial=gpus, gpus_from_cli=gpus_cli is not None,
-                    max_failures=max_failures, checkpoints_to_keep=keep, metric=metric, mode=mode,
-                    address=address, resume=resume, smoke=smoke, config_path=config_path, module=module,
-                    overrides=set_args, grids=grid_args, no_followup=bool(arg(args, "no_followup", False)))
-
-
-def arg(args: argparse.Namespace, name: str, default: Any) -> Any:
-    """``args.name``, or ``default`` when it is missing or None (callers pass partial namespaces)."""
-    value = getattr(args, name, default)
-    return default if value is None else value
+                    cpus_per_trial=cpus, gpus_per_trial=gpus, max_failures=max_failures,
+                    checkpoints_to_keep=keep, metric=metric, mode=mode, options=options, module=module)
 
 
 def check_gpu_share(gpus: float) -> None:
@@ -212,6 +218,9 @@ def check_data(plan: TunePlan) -> None:
     nodes' files are not visible from here: each trial checks its own)."""
     from raydaug.data import check_available
 
+    if plan.base.dataset == "memory" and plan.data is None:
+        raise UsageError("dataset=memory: the images come from Python: raydaug.tune.sweep(..., images=..., "
+                         "labels=...) hands them to the trials")
     if plan.address or plan.resume:
         return
     values = {key: value for key, value in plan.param_space.items() if key in FIELD_TYPES}

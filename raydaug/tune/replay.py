@@ -1,7 +1,6 @@
 """``raydaug schedule replay``: retrain one trial on an exported PBT schedule."""
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -14,6 +13,7 @@ from raydaug.experiment import Experiment
 from raydaug.logging.parquet import join
 from raydaug.schedule import check_schedule
 from raydaug.tune.cluster import alive_nodes, check_cluster, connect
+from raydaug.tune.options import TuneOptions
 from raydaug.tune.plan import check_data, plan_experiment
 from raydaug.tune.runner import build_run_config, build_trainable, quiet_tune
 from raydaug.tune.storage import make_run_dir, write_text
@@ -38,7 +38,7 @@ def run_replay(schedule: Mapping[str, Any], storage: str, name: str, cpus_per_tr
                             cpus_per_trial=1.0 if cpus_per_trial is None else cpus_per_trial,
                             gpus_per_trial=gpus_per_trial,
                             max_failures=1, checkpoints_to_keep=2)
-    plan = plan_experiment(experiment, argparse.Namespace(storage=storage, name=name, address=address))
+    plan = plan_experiment(experiment, TuneOptions(storage=storage, name=name, address=address))
     check_data(plan)
     quiet_tune()
     started = connect(plan)

@@ -2,10 +2,10 @@
 
 The phases, one module each, so that every check runs before Ray starts a trial:
 
-1. :mod:`raydaug.tune.plan` — :func:`plan_from_args` loads the tune_config, applies ``--smoke`` /
-   ``--set`` / CLI resources and validates everything that needs no cluster → :class:`TunePlan`
-   (storage and RUN_DIR checks in :mod:`raydaug.tune.storage`, the address probe in
-   :mod:`raydaug.tune.cluster`).
+1. :mod:`raydaug.tune.plan` — :func:`plan_from_options` loads the tune_config, applies ``--smoke`` /
+   ``--set`` / CLI resources (a :class:`TuneOptions`) and validates everything that needs no cluster →
+   :class:`TunePlan` (storage and RUN_DIR checks in :mod:`raydaug.tune.storage`, the address probe in
+   :mod:`raydaug.tune.address`).
 2. :mod:`raydaug.tune.cluster` — start or join Ray, check the trial's bundle against the nodes.
 3. this module — build the Tuner (or ``Tuner.restore`` for ``--resume``), fit it, run a follow-up;
    :mod:`raydaug.tune.summary` says how it ended.
@@ -14,19 +14,21 @@ The phases, one module each, so that every check runs before Ray starts a trial:
 """
 from __future__ import annotations
 
-import argparse
 import os
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import ray
 from ray import tune
 
 from raydaug.experiment import Experiment
+from raydaug.images import LabelledImages
 from raydaug.logging.parquet import join
 from raydaug.tune.callbacks import ProgressTable, RegisterCheckpointOnce
 from raydaug.tune.cluster import alive_nodes, check_cluster, connect
-from raydaug.tune.plan import TunePlan, arg, check_data, plan_experiment, plan_from_args
+from raydaug.tune.options import TuneOptions
+from raydaug.tune.plan import TunePlan, check_data, plan_experiment, plan_from_options
 from raydaug.tune.schedulers import build_scheduler
 from raydaug.tune.storage import make_run_dir
 from raydaug.tune.summary import raise_on_errors, summarize
@@ -34,8 +36,11 @@ from raydaug.tune.trainable import train_trial
 
 
 def build_trainable(plan: TunePlan):
-    """The function trainable with run_dir bound and the trial's resource bundle attached."""
-    return tune.with_resources(tune.with_parameters(train_trial, run_dir=plan.run_dir), plan.resources())
+    """The function trainable with run_dir (and the plan's in-memory images) bound and the trial's resource
+    bundle attached."""
+    # images from Python travel through Ray's object store (with_parameters puts them there once)
+    trainable = tune.with_parameters(train_trial, run_dir=plan.run_dir, data=plan.data)
+    return tune.with_resources(trainable, plan.resources())
 
 
 def build_run_config(plan: TunePlan, callbacks: Sequence[tune.Callback] = ()) -> tune.RunConfig:
@@ -92,7 +97,8 @@ def launch(plan: TunePlan, callbacks: Sequence[tune.Callback] = (), log: Callabl
     try:
         plan = check_cluster(plan, alive_nodes(), log)
         make_run_dir(plan.run_dir)
-        log(f"{'resuming' if plan.resume else 'starting'} {plan.name}: {plan.num_samples} sample(s), "
+        samples = f" ({plan.num_samples} sample(s) per grid point)" if plan.trial_count != plan.num_samples else ""
+        log(f"{'resuming' if plan.resume else 'starting'} {plan.name}: {plan.trial_count} trial(s){samples}, "
             f"scheduler {plan.scheduler}, {plan.cpus_per_trial:g} CPU + {plan.gpus_per_trial:g} GPU per trial; "
             f"results in {plan.run_dir}")
         results = build_tuner(plan, callbacks).fit()
@@ -102,44 +108,41 @@ def launch(plan: TunePlan, callbacks: Sequence[tune.Callback] = (), log: Callabl
     return results, plan
 
 
-def run_tune(args: argparse.Namespace, callbacks: Sequence[tune.Callback] = (),
-             log: Callable[[str], None] = print):
+def run_tune(options: TuneOptions, callbacks: Sequence[tune.Callback] = (),
+             log: Callable[[str], None] = print, data: LabelledImages | None = None):
     """``raydaug tune``. Raises ConfigError/UsageError before any trial on bad input, and
-    TrialsFailedError when trials ended in ERROR (after printing where to --resume)."""
-    plan = plan_from_args(args)
+    TrialsFailedError when trials ended in ERROR (after printing where to --resume). ``data``: images from
+    Python for ``dataset=memory`` (:func:`raydaug.tune.sweep`). Returns the first stage's ResultGrid."""
+    plan = replace(plan_from_options(options), data=data)
     results, plan = launch(plan, callbacks, log)
     unfinished = summarize(results, plan, log)
     raise_on_errors(results, plan)
     if unfinished:
         # a stopped first stage (Ctrl-C) stops the command: its follow-up would compare with, or be built
         # from, trials that did not finish; --resume finishes them and then runs the follow-up
-        if plan.module is not None and plan.module.followup is not None and not plan.no_followup:
+        if plan.module is not None and plan.module.followup is not None and not plan.options.no_followup:
             log("the follow-up stage was not started; the --resume command above finishes this stage, then runs it")
         return results
-    second = plan_followup(plan, args)
+    second = plan_followup(plan)
     if second is not None:
         log(f"follow-up experiment {second.name}")
-        results, second = launch(second, callbacks, log)
-        summarize(results, second, log)
-        raise_on_errors(results, second)
+        followed, second = launch(second, callbacks, log)
+        summarize(followed, second, log)
+        raise_on_errors(followed, second)
     return results
 
 
-def plan_followup(plan: TunePlan, args: argparse.Namespace) -> TunePlan | None:
-    """The plan of the tune_config's follow-up stage, into RUN_DIR_<its name>: the first stage's --smoke,
-    --set, --grid, storage, address and resources, resumed when the first stage is. None when the
-    tune_config has none or ``--no-followup`` was given."""
-    followup = None if plan.no_followup else _followup(plan)
+def plan_followup(plan: TunePlan) -> TunePlan | None:
+    """The plan of the tune_config's follow-up stage, into RUN_DIR_<its name>: the first stage's options
+    (--smoke, --set, --grid, address, resources) and storage, resumed when the first stage is and the
+    follow-up had started. None when the tune_config has none or ``--no-followup`` was given."""
+    followup = None if plan.options.no_followup else _followup(plan)
     if followup is None:
         return None
     name = f"{plan.name}_{followup.name}"
-    second = plan_experiment(followup, argparse.Namespace(
-        smoke=plan.smoke, set=list(plan.overrides), grid=list(plan.grids), storage=plan.storage, name=name,
-        address=plan.address, resume=plan.resume and tune.Tuner.can_restore(join(plan.storage, name)),
-        cpus_per_trial=arg(args, "cpus_per_trial", None), gpus_per_trial=arg(args, "gpus_per_trial", None),
-        max_failures=arg(args, "max_failures", None)), config_path=plan.config_path)
-    second.stage_of = plan.name
-    return second
+    options = replace(plan.options, name=name, storage=plan.storage,
+                      resume=plan.resume and tune.Tuner.can_restore(join(plan.storage, name)))
+    return replace(plan_experiment(followup, options), stage_of=plan.name, data=plan.data)
 
 
 def _followup(plan: TunePlan) -> Experiment | None:
@@ -148,5 +151,5 @@ def _followup(plan: TunePlan) -> Experiment | None:
     return plan.module.followup_experiment(plan.run_dir) if plan.module is not None else None
 
 
-__all__ = ["TunePlan", "plan_from_args", "plan_experiment", "plan_followup", "build_tuner", "build_trainable",
-           "build_run_config", "launch", "run_tune"]
+__all__ = ["TuneOptions", "TunePlan", "plan_from_options", "plan_experiment", "plan_followup", "build_tuner",
+           "build_trainable", "build_run_config", "launch", "run_tune"]

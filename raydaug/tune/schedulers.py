@@ -22,20 +22,10 @@ from ray.tune.schedulers.pb2 import PB2, import_pb2_dependencies
 
 from raydaug.config import MUTABLE_HPARAMS, Config
 from raydaug.errors import ConfigError
+from raydaug.experiment import PBT_MUTATIONS
 from raydaug.logging.parquet import pbt_events_writer, resolve
 
 SCHEDULERS = ("fifo", "pbt", "pb2")
-# the paper's MNIST/CIFAR values are the centre; PBT explores a decade (α, β, lrs) or more (γ) around them
-DEFAULT_MUTATIONS: dict[str, tuple[float, float]] = {
-    "alpha": (0.01, 1.0),
-    "beta": (0.005, 0.5),
-    "gamma": (1e-4, 0.05),
-    "teacher_weight": (0.1, 10.0),
-    "lr_c": (1e-4, 1e-2),
-    "lr_g": (5e-5, 5e-3),
-    "lr_dc": (5e-5, 5e-3),
-    "lr_dd": (5e-5, 5e-3),
-}
 SCHEDULER_OPTIONS = ("mutations", "perturbation_interval", "burn_in_period", "quantile_fraction",
                      "resample_probability", "metric", "mode", "synch", "perturbation_factors")
 
@@ -68,7 +58,7 @@ def population_settings(options: Mapping[str, Any], base: Config, metric: str, m
     if "mutations" in options:
         raw = options["mutations"]
     else:  # a run without the teacher's term (teacher_weight=0, e.g. preset=paper_method) keeps it off
-        raw = {key: bounds for key, bounds in DEFAULT_MUTATIONS.items()
+        raw = {key: bounds for key, bounds in PBT_MUTATIONS.items()
                if not (key == "teacher_weight" and base.teacher_weight == 0)}
     mutations: dict[str, tuple[float, float]] = {}
     for key, bounds in dict(raw).items():

@@ -13,6 +13,7 @@ import pyarrow.fs as pafs
 from raydaug.errors import TrialsFailedError
 from raydaug.logging.parquet import resolve
 from raydaug.logging.reader import read_metrics
+from raydaug.logging.tensorboard import viewer_command
 from raydaug.tune.plan import TunePlan
 
 
@@ -50,11 +51,11 @@ def resume_command(plan: TunePlan) -> str:
     """The command that continues this run (quoted for a shell: a storage URI may hold ``?`` and ``&``).
     It repeats the run's --set and --grid: a follow-up stage not yet started is planned from them."""
     name = plan.stage_of or plan.name  # a follow-up stage resumes through its first stage's run
-    changes = "".join(f" --set {shlex.quote(pair)}" for pair in plan.overrides)
-    changes += "".join(f" --grid {shlex.quote(pair)}" for pair in plan.grids)
+    changes = "".join(f" --set {shlex.quote(pair)}" for pair in plan.options.sets)
+    changes += "".join(f" --grid {shlex.quote(pair)}" for pair in plan.options.grids)
     return (f"raydaug tune {shlex.quote(plan.config_path or name)} --name {shlex.quote(name)} "
             f"--storage {shlex.quote(plan.storage)}{changes}{' --smoke' if plan.smoke else ''}"
-            f"{' --no-followup' if plan.no_followup else ''} --resume")
+            f"{' --no-followup' if plan.options.no_followup else ''} --resume")
 
 
 def tensorboard_line(run_dir: str) -> str | None:
@@ -68,7 +69,7 @@ def tensorboard_line(run_dir: str) -> str | None:
                for folder in folders for entry in filesystem.get_file_info(pafs.FileSelector(folder.path))):
         return None
     if isinstance(filesystem, pafs.LocalFileSystem):
-        return f"TensorBoard (every reported metric, one run per trial): tensorboard --logdir {shlex.quote(root)}"
+        return f"TensorBoard (every reported metric, one run per trial): {viewer_command(root)}"
     return (f"TensorBoard (every reported metric, one run per trial): the trial folders of {run_dir} hold the "
             f"event files; copy them to a local folder and run tensorboard --logdir on it")
 

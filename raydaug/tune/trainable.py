@@ -28,6 +28,7 @@ from ray import tune
 
 from raydaug.config import FIELD_TYPES, Config
 from raydaug.errors import ConfigError, NonFiniteLossError
+from raydaug.images import LabelledImages
 from raydaug.logging.parquet import metrics_row, metrics_writer, trial_row, trials_writer
 from raydaug.schedule import changes_through
 from raydaug.train import Trainer
@@ -97,8 +98,9 @@ def report_checkpoint(trainer: Trainer, result: dict[str, Any], trial_id: str, i
         tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-def train_trial(config: dict[str, Any], run_dir: str) -> None:
-    """Ray Tune function trainable. ``run_dir`` (= storage/name) is bound with tune.with_parameters."""
+def train_trial(config: dict[str, Any], run_dir: str, data: LabelledImages | None = None) -> None:
+    """Ray Tune function trainable. ``run_dir`` (= storage/name) and ``data`` (images from Python, or None)
+    are bound with tune.with_parameters."""
     context = tune.get_context()
     trial_id = context.get_trial_id()
     cpus, gpus = resource_share(context.get_trial_resources())
@@ -106,7 +108,7 @@ def train_trial(config: dict[str, Any], run_dir: str) -> None:
     initial = trial_config(config, gpus)
     schedule = config.get(REPLAY_KEY)
     cfg = initial
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, data=data)
     time_total = 0.0
     restored_sha, restored_path, donor = "", "", trial_id
     checkpoint = tune.get_checkpoint()
@@ -129,7 +131,7 @@ def train_trial(config: dict[str, Any], run_dir: str) -> None:
         trainer.apply_hparams(cfg)
     trials = trials_writer(run_dir)
     trials.append(trial_row(trial_id, "restore" if checkpoint is not None else "start",
-                            trainer.iteration, cfg.to_dict()))
+                            trainer.iteration, cfg.to_logged()))
     trials.flush()
     writer = metrics_writer(run_dir, trial_id)
     try:
