@@ -35,7 +35,8 @@ def render_samples(checkpoint: str | Path, count: int = 8, num_z: int = 5,
     noise = torch.Generator(device="cpu").manual_seed(seed)
     with torch.inference_mode():
         fakes = [trainer.splits.denormalize(
-            generator(x, torch.randn(x.shape[0], config.noise_dim, generator=noise) * config.noise_std))
+            generator(x, torch.randn(x.shape[0], config.noise_dim, generator=noise) * config.noise_std,
+                      trainer.eval_y[:count]))
             for _ in range(num_z)]
     names = trainer.splits.class_names
     labels = [names[int(y)] if names else str(int(y)) for y in trainer.eval_y[:count]]

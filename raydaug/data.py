@@ -13,8 +13,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .allowed import EMBEDDED_DATASETS
 from .augment import affine_batch
-from .config import EMBEDDED_DATASETS, Config
+from .config import Config
 from .errors import ConfigError, DataError
 from .images import LabelledImages
 

@@ -34,6 +34,16 @@ def fool_classifier(logits: torch.Tensor, labels: torch.Tensor, form: str) -> to
     raise ValueError(f"unknown gadv_form {form!r}")
 
 
+def soft_label_loss(logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor,
+                    weight: float) -> torch.Tensor:
+    """Per image, (1 − w)·CE(logits, y) + w·CE(logits, softmax(teacher_logits)): the soft cross-entropy is
+    KL(teacher ‖ C) plus the teacher's entropy, a constant for C, so it has KL's gradient and equals the
+    hard CE where the teacher is certain of one class. ``teacher_logits`` must carry no graph."""
+    hard = F.cross_entropy(logits, labels, reduction="none")
+    soft = F.cross_entropy(logits, teacher_logits.softmax(dim=1), reduction="none")
+    return (1.0 - weight) * hard + weight * soft
+
+
 def mode_seeking(fake1: torch.Tensor, fake2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor,
                  eps: float = 1e-5) -> torch.Tensor:
     """Mode-seeking term (Mao et al. 2019): small when two noises give images far apart relative to the

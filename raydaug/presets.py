@@ -9,8 +9,8 @@ from typing import Any
 
 from .errors import ConfigError
 
-# one preset per hand-made augmentation, hand_<name> (the names are raydaug.config.BASE_AUGS: a test keeps
-# them equal, since this module cannot import the schema)
+# the hand-made augmentations (raydaug/augment.py), one list for the schema (raydaug.allowed.BASE_AUGS), the
+# hand_<name> presets below and the augmentations themselves
 HAND_MADE = ("none", "light", "strong", "trivial", "randaugment", "autoaugment", "augmix", "elastic")
 
 # base_aug=auto: the hand-made augmentation under G by dataset and training set size (measured in

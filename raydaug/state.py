@@ -18,7 +18,7 @@ PLAYERS = ("g", "dc", "dd", "c")
 # keys whose change alters the nets or the data: a checkpoint cannot cross them (the bounds are part of
 # G's function, fixed when it is built)
 ARCHITECTURE_KEYS = ("dataset", "image_size", "aug", "joint", "use_stn", "use_enc", "use_dec", "use_dc",
-                     "use_dd", "noise_dim", "ngf", "classifier", "disc", "stn_bound", "res_bound")
+                     "use_dd", "noise_dim", "ngf", "classifier", "disc", "stn_bound", "res_bound", "g_class_cond")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -75,7 +75,7 @@ def build_state(config: Config, channels: int, num_classes: int, background: tor
             if dd is not None:
                 nets["dd"] = dd
         else:
-            nets["g"] = load_frozen_generator(config.g_checkpoint, channels, background)
+            nets["g"] = load_frozen_generator(config.g_checkpoint, channels, background, num_classes)
     nets["c"] = build_classifier(config.classifier, channels, num_classes, config.image_size)
     teacher = build_teacher(nets["c"]) if config.aug == "learned" or config.eval_ema else None
     for net in [*nets.values(), *([teacher] if teacher is not None else [])]:
@@ -115,13 +115,14 @@ def _tensors(module: nn.Module) -> list[torch.Tensor]:
     return [*module.parameters(), *module.buffers()]
 
 
-def load_frozen_generator(path: str, channels: int, background: torch.Tensor) -> nn.Module:
+def load_frozen_generator(path: str, channels: int, background: torch.Tensor,
+                          num_classes: int | None = None) -> nn.Module:
     """G of another run's checkpoint, built with that run's config (Fig. 4's separate training)."""
     payload = load_checkpoint(checkpoint_file(path))
     if "g" not in payload["nets"]:
         raise CheckpointError(f"{path} holds no generator (was it a run with aug=learned?)")
     source = Config.from_logged(payload["config"])
-    generator = build_generator(source, channels, background)
+    generator = build_generator(source, channels, background, num_classes)
     generator.load_state_dict(payload["nets"]["g"])
     return generator
 

@@ -16,7 +16,7 @@ from torch import nn
 from .augment import HandMadeParams, hand_made
 from .config import Config
 from .data import Splits, disc_augment
-from .losses import bce_real, discriminator_loss, fool_classifier, mode_seeking
+from .losses import bce_real, discriminator_loss, fool_classifier, mode_seeking, soft_label_loss
 from .state import TrainState, update_teacher
 
 Metrics = dict[str, torch.Tensor]
@@ -120,13 +120,22 @@ def g_step(state: TrainState, x: torch.Tensor, y: torch.Tensor, fake: torch.Tens
 def c_step(state: TrainState, real: torch.Tensor, y: torch.Tensor, augmented: torch.Tensor | None,
            train_generator: bool = False) -> Metrics:
     """CE on real and augmented images (learned aug), or on the augmented batch alone (baselines,
-    ``real`` is then that batch and ``augmented`` is None). With ``train_generator`` the same loss also
-    updates G: the plain STN of Table 3 row b, trained as an invariance rather than adversarially."""
+    ``real`` is then that batch and ``augmented`` is None). With ``soft_weight`` > 0 the augmented images'
+    CE is mixed with the soft CE against the EMA teacher's prediction on them (:func:`soft_label_loss`).
+    With ``train_generator`` the same loss also updates G: the plain STN of Table 3 row b, trained as an
+    invariance rather than adversarially."""
     c = state.nets["c"]
     images = real if augmented is None else torch.cat([real, augmented])
     labels = y if augmented is None else torch.cat([y, y])
     logits = c(images)
-    loss = F.cross_entropy(logits, labels)
+    if augmented is None or state.config.soft_weight == 0:
+        loss = F.cross_entropy(logits, labels)
+    else:
+        with torch.no_grad(), evaluating(state.teacher) as teacher:
+            targets = teacher(augmented)
+        real_logits, augmented_logits = logits.split([real.shape[0], augmented.shape[0]])
+        loss = torch.cat([F.cross_entropy(real_logits, y, reduction="none"),
+                          soft_label_loss(augmented_logits, y, targets, state.config.soft_weight)]).mean()
     if train_generator:
         _set_grads(state.parameters("c") + state.parameters("g"), loss)
         state.optims["g"].step()
@@ -142,7 +151,8 @@ def c_step(state: TrainState, real: torch.Tensor, y: torch.Tensor, augmented: to
 
 def train_step(state: TrainState, splits: Splits, raw: torch.Tensor, y: torch.Tensor,
                raw_pair: torch.Tensor | None) -> Metrics:
-    """One minibatch of the whole game. ``raw`` are [0, 1] images; ``raw_pair`` same-class partners."""
+    """One minibatch of the whole game. ``raw`` are [0, 1] images; ``raw_pair`` same-class partners. G is
+    called as G(x, z, y) everywhere: a class-conditional G (``g_class_cond``) reads y, any other ignores it."""
     config = state.config
     metrics: Metrics = {}
     if config.aug != "learned":
@@ -166,10 +176,10 @@ def train_step(state: TrainState, splits: Splits, raw: torch.Tensor, y: torch.Te
     adversarial = config.trains_generator and config.g_is_adversarial and turn
     cooperative = config.trains_generator and not config.g_is_adversarial and turn
     if adversarial or cooperative:
-        fake = generator(x, z)
+        fake = generator(x, z, y)
     else:
         with torch.no_grad():
-            fake = generator(x, z)
+            fake = generator(x, z, y)
     if "dc" in state.nets and turn:
         metrics.update(dc_step(state, x, y, fake))
     if "dd" in state.nets and turn:
@@ -178,7 +188,7 @@ def train_step(state: TrainState, splits: Splits, raw: torch.Tensor, y: torch.Te
         diversity = None
         if config.div_weight > 0:
             z2 = sample_noise(state, x.shape[0])
-            diversity = (generator(x, z2), z, z2)
+            diversity = (generator(x, z2, y), z, z2)
         metrics.update(g_step(state, x, y, fake, diversity))
     metrics.update(c_step(state, x, y, fake if cooperative else fake.detach(), train_generator=cooperative))
     update_teacher(state)
@@ -216,8 +226,8 @@ def augmentation_health(state: TrainState, x: torch.Tensor, y: torch.Tensor, z1:
     it classifies correctly (so an untrained teacher early in a run does not read as a lost label; NaN
     while it classifies fewer than a quarter of them: a share of a handful of images is noise)."""
     generator = state.nets["g"]
-    fake1, theta = generator.transform(x, z1)
-    fake2 = generator(x, z2)
+    fake1, theta = generator.transform(x, z1, y)
+    fake2 = generator(x, z2, y)
     metrics = {"aug/l1": (fake1 - x).abs().mean(), "aug/z_div": (fake1 - fake2).abs().mean()}
     if x.shape[0] > 1:
         metrics["aug/x_div"] = ((fake1 - fake1.roll(1, dims=0)).abs().mean()

@@ -214,7 +214,7 @@ class Trainer:
         generator = self.state.nets["g"]
         x = self.eval_x[:count]
         with torch.inference_mode():
-            fakes = [self.splits.denormalize(generator(x, z[:count])) for z in self.eval_z]
+            fakes = [self.splits.denormalize(generator(x, z[:count], self.eval_y[:count])) for z in self.eval_z]
         return self.splits.denormalize(x), fakes
 
     # ------------------------------------------------------------------ state

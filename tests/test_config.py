@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from raydaug.config import BASE_AUGS, CONFIG_VERSION, FIELD_TYPES, Config, ConfigError, coerce
+from raydaug.allowed import BASE_AUGS
+from raydaug.config import CONFIG_VERSION, FIELD_TYPES, Config, ConfigError, coerce
 from raydaug.overrides import parse_grid, parse_overrides
 from raydaug.presets import HAND_MADE, PRESETS, TABLE3_ROWS
 from raydaug.schedule import check_schedule
@@ -159,8 +160,15 @@ def test_a_config_logs_its_version_and_reads_back_unchanged():
     assert (Config.from_logged(unversioned).teacher_weight, Config.from_logged(unversioned).base_aug) == (0.0, "none")
 
 
-def test_the_hand_made_presets_are_the_hand_made_augmentations():
-    """presets.py cannot import the schema, so it names the hand-made augmentations itself: the same ones."""
-    assert HAND_MADE == BASE_AUGS
+def test_every_hand_made_augmentation_has_a_preset_and_an_implementation():
+    """One list of names (presets.HAND_MADE) serves the schema, the presets and raydaug/augment.py: each name
+    has a hand_<name> preset and an implementation."""
+    import torch
+
+    from raydaug.augment import hand_made
+
+    assert BASE_AUGS is HAND_MADE
     assert {name for name in PRESETS if name.startswith("hand_")} == {f"hand_{aug}" for aug in BASE_AUGS}
+    for name in BASE_AUGS:
+        assert hand_made(name, torch.rand(2, 1, 8, 8), dataset="digits").shape == (2, 1, 8, 8)
 

@@ -4,9 +4,9 @@ import torch
 import torch.nn.functional as F
 
 from raydaug import augment
+from raydaug.allowed import DATASETS
 from raydaug.augment import augment_light, augment_strong, augment_trivial, hand_made
 from raydaug.augment import pad_pixels as _pad_pixels
-from raydaug.config import DATASETS
 from raydaug.data import load_splits, stratified_indices
 from tests.helpers import tiny
 

@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 import raydaug.steps as steps
+from raydaug.allowed import BASE_AUGS
 from raydaug.analysis.comparison import HAND_MADE_KEYS
-from raydaug.config import BASE_AUGS, Config, ConfigError
+from raydaug.config import Config, ConfigError
 from raydaug.state import update_teacher
 from raydaug.steps import generator_loss, sample_noise, train_step
 from raydaug.train import Trainer
@@ -337,8 +338,8 @@ def test_collapse_metrics_tell_a_constant_generator_from_the_identity(monkeypatc
     with torch.no_grad():
         teacher_acc = (state.teacher(x).argmax(dim=1) == y).float().mean().item()
     constant = x[:1].clone()
-    monkeypatch.setattr(generator, "transform", lambda images, z: (constant.expand_as(images), None))
-    monkeypatch.setattr(type(generator), "forward", lambda self, images, z: constant.expand_as(images))
+    monkeypatch.setattr(generator, "transform", lambda images, z, y=None: (constant.expand_as(images), None))
+    monkeypatch.setattr(type(generator), "forward", lambda self, images, z, y=None: constant.expand_as(images))
     collapsed = steps.augmentation_health(state, x, y, *trainer.eval_z[:2])
     assert collapsed["aug/x_div"].item() == 0.0
     # one predicted class for 10 balanced classes: at most the share of that class among the known images

@@ -275,12 +275,13 @@ def test_separate_training_uses_a_frozen_generator(tmp_path):
 
 
 def test_a_checkpoint_of_other_players_is_a_checkpoint_error():
-    """A checkpoint whose G lacks a tensor this version has (an older raydaug's STN had no identity buffer)
-    is refused as a CheckpointError naming the cause, not a raw RuntimeError from torch."""
+    """A checkpoint whose G lacks a tensor this version has (the STN's first layer here: an older STN's
+    missing identity buffer is upgraded by its load hook instead) is refused as a CheckpointError naming the
+    cause, not a raw RuntimeError from torch."""
     from raydaug.state import load_state_dict, state_dict
 
     trainer = Trainer(tiny())
     payload = state_dict(trainer.state)
-    del payload["nets"]["g"]["stn.identity"]
-    with pytest.raises(CheckpointError, match="does not fit this raydaug's players.*stn.identity"):
+    del payload["nets"]["g"]["stn.head.0.weight"]
+    with pytest.raises(CheckpointError, match="does not fit this raydaug's players.*stn.head.0.weight"):
         load_state_dict(Trainer(tiny()).state, payload)

@@ -18,9 +18,10 @@ ray = pytest.importorskip("ray")
 from ray import tune  # noqa: E402
 from ray.tune.trainable import wrap_function  # noqa: E402
 
+from raydaug.allowed import BASE_AUGS  # noqa: E402
 from raydaug.checkpoint import load_checkpoint  # noqa: E402
 from raydaug.cli import main  # noqa: E402
-from raydaug.config import BASE_AUGS, MUTABLE_HPARAMS, Config, ConfigError  # noqa: E402
+from raydaug.config import MUTABLE_HPARAMS, Config, ConfigError  # noqa: E402
 from raydaug.errors import UsageError  # noqa: E402
 from raydaug.experiment import Experiment, load_experiment  # noqa: E402
 from raydaug.train import Trainer  # noqa: E402

@@ -20,7 +20,7 @@ Cost: about 7 hours on 2 CPUs (1 CPU per trial); on one GPU at 0.25 GPU per tria
 """
 from ray import tune
 
-from raydaug.config import BASE_AUGS
+from raydaug.allowed import BASE_AUGS
 from raydaug.experiment import BASELINES_STAGE, TINY_DIGITS, Experiment
 from raydaug.tune_configs.method_study import SPLIT_AND_BUDGET
 

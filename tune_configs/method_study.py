@@ -16,7 +16,7 @@ About 2 hours on 2 CPUs. ``--smoke``: the same two stages, one seed, tiny nets o
 """
 from ray import tune
 
-from raydaug.config import BASE_AUGS
+from raydaug.allowed import BASE_AUGS
 from raydaug.experiment import BASELINES_STAGE, TINY_DIGITS, Experiment
 from raydaug.tune_configs._common import MNIST5K_SMALL_EPOCHS, SEEDS
 

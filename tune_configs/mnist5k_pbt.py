@@ -15,7 +15,7 @@ opens with the comparison.
 """
 from ray import tune
 
-from raydaug.config import BASE_AUGS
+from raydaug.allowed import BASE_AUGS
 from raydaug.experiment import BASELINES_STAGE, PBT_MUTATIONS, TINY_DIGITS, Experiment
 
 EPOCHS = 60

@@ -8,7 +8,7 @@ defaults) and learned with the paper's method alone (preset paper_method), three
 """
 from ray import tune
 
-from raydaug.config import BASE_AUGS
+from raydaug.allowed import BASE_AUGS
 from raydaug.experiment import TINY_DIGITS, Experiment
 from raydaug.tune_configs._common import GPUS_PER_TRIAL, SEEDS
 

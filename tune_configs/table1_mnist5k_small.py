@@ -7,7 +7,7 @@ seeds each, the same budget for all. 15 trials, one CPU each.
 """
 from ray import tune
 
-from raydaug.config import AUGS
+from raydaug.allowed import AUGS
 from raydaug.experiment import TINY_DIGITS, Experiment
 from raydaug.tune_configs._common import MNIST5K_SMALL_EPOCHS, SEEDS
 

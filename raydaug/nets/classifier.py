@@ -13,7 +13,7 @@ import importlib
 import torch
 from torch import nn
 
-from ..config import NET_FAMILIES, TORCHVISION_PREFIX, classifier_spec_error
+from ..allowed import NET_FAMILIES, TORCHVISION_PREFIX, classifier_spec_error
 from ..errors import ConfigError
 from .blocks import conv_stack
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from ray.tune.search.sample import Categorical, Domain, Float, Function, Integer
 
-from raydaug.config import EMBEDDED_DATASETS, FIELD_TYPES, Config
+from raydaug.allowed import EMBEDDED_DATASETS
+from raydaug.config import FIELD_TYPES, Config
 from raydaug.errors import ConfigError, UsageError
 from raydaug.experiment import Experiment, TuneConfigModule, load_tune_config
 from raydaug.images import LabelledImages
