@@ -215,7 +215,7 @@ def load_images(config: Config) -> LabelledImages:
         return load_folder(config.data_dir, config.image_size)
     if config.dataset == "memory":
         raise DataError("dataset=memory: the images come from Python (raydaug.fit(..., images=..., labels=...) "
-                        "or raydaug.tune.sweep(..., data=...)); there are none to load from disk")
+                        "or raydaug.tune.sweep(..., images=..., labels=...)); there are none to load from disk")
     names = CLASS_NAMES.get(config.dataset, DIGITS)
     if config.dataset in EMBEDDED_DATASETS:
         # one pool of images: train and val are drawn per class, the test split is what they leave

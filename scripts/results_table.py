@@ -5,7 +5,8 @@ named by --pool, exactly as `raydaug analyze` does) and prints one Markdown tabl
 images per class, each augmentation's mean test accuracy at its best validation evaluation, its test-error
 change against the best hand-made augmentation (chosen on validation, as `raydaug analyze` chooses it) with
 the paired 95 % bootstrap interval over split seeds,
-the splits compared (ahead / behind), the trials and, for the learned augmentation, how many had a healthy G.
+the probability of improvement (the share of paired splits it wins, with its interval), the splits compared
+(ahead / behind), the trials and, for the learned augmentation, how many had a healthy G.
 With --readme it also replaces the block between the README's results markers; re-running on the same
 run writes the same block.
 
@@ -32,7 +33,7 @@ from raydaug.errors import EXIT_CODES, UsageError
 BEGIN = "<!-- results:begin -->"
 END = "<!-- results:end -->"
 HEADER = ("| dataset | augmentation | test accuracy % | test error vs best hand-made | 95 % interval (paired) "
-          "| split seeds (ahead / behind) | trials | healthy G |")
+          "| P(improvement) [95 %] | split seeds (ahead / behind) | trials | healthy G |")
 
 
 def _accuracy(mean: float, std: float) -> str:
@@ -41,6 +42,15 @@ def _accuracy(mean: float, std: float) -> str:
 
 def _change(change: float) -> str:
     return "–" if math.isnan(change) else f"{change * 100:+.1f} %"
+
+
+def _probability(row: pd.Series) -> str:
+    """The probability of improvement over the best hand-made augmentation, with its paired interval."""
+    value = row["probability_of_improvement"]
+    if math.isnan(value):
+        return "–"
+    low, high = row["probability_of_improvement_ci_low"], row["probability_of_improvement_ci_high"]
+    return f"{value:.2f}" + ("" if math.isnan(low) else f" [{low:.2f}, {high:.2f}]")
 
 
 def _row(row: pd.Series) -> str:
@@ -52,14 +62,15 @@ def _row(row: pd.Series) -> str:
     else:
         healthy = "–"
     if is_best:
-        change, interval, splits = "best hand-made", "–", f"{int(row['paired_splits'])}"
+        change, interval, improve, splits = "best hand-made", "–", "–", f"{int(row['paired_splits'])}"
     else:
         change = _change(row["error_change_vs_best_hand_made"])
         low, high = row["error_change_ci_low"], row["error_change_ci_high"]
         interval = "–" if math.isnan(low) else f"{_change(low)} to {_change(high)}"
+        improve = _probability(row)
         splits = f"{int(row['paired_splits'])} ({int(row['ahead_splits'])} / {int(row['behind_splits'])})"
     dataset = f"{row['dataset']}, {int(row['train_per_class'])}/class"
-    cells = [dataset, name, _accuracy(row["acc_test_mean"], row["acc_test_std"]), change, interval, splits,
+    cells = [dataset, name, _accuracy(row["acc_test_mean"], row["acc_test_std"]), change, interval, improve, splits,
              str(int(row["trials"])), healthy]
     return "| " + " | ".join(cells) + " |"
 

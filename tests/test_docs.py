@@ -75,10 +75,13 @@ def test_the_results_table_shows_the_comparison_of_the_run_and_its_baselines(def
     low, high = learned["error_change_ci_low"], learned["error_change_ci_high"]
     assert math.isfinite(low) and low <= -2 / 9 <= high
     assert cells["learned"][4] == f"{low * 100:+.1f} % to {high * 100:+.1f} %"
-    assert cells["learned"][5:] == ["3 (3 / 0)", "3", "3 / 3"]
-    assert cells["strong"][2:] == ["97.00 ± 1.00", "best hand-made", "–", "3", "3", "–"]
+    assert learned["probability_of_improvement"] == 1.0  # ahead on all three splits
+    assert cells["learned"][5] == "1.00 [1.00, 1.00]"
+    assert cells["learned"][6:] == ["3 (3 / 0)", "3", "3 / 3"]
+    assert cells["strong"][2:] == ["97.00 ± 1.00", "best hand-made", "–", "–", "3", "3", "–"]
     assert cells["light"][2:4] == ["96.00 ± 0.00", f"{(4 - 3) / 3 * 100:+.1f} %"]
-    assert cells["light"][5] == "3 (0 / 2)", "light is behind strong on splits 0 and 1, level on 2"
+    assert cells["light"][5].startswith(f"{0.5 / 3:.2f} ["), "behind on two splits, level (½) on one"
+    assert cells["light"][6] == "3 (0 / 2)", "light is behind strong on splits 0 and 1, level on 2"
 
 
 def test_the_readme_block_is_replaced_and_regenerated_identically(defaults_run, tmp_path, capsys):
@@ -189,6 +192,21 @@ PLACEHOLDERS = {"N": "4", "S": "0"}
 TUNE_CONFIGS = {path.stem for path in (ROOT / "tune_configs").glob("*.py") if not path.stem.startswith("_")}
 
 
+def _block_commands(block: str) -> list[list[str]]:
+    """The ``raydaug`` commands of one code block, with the shell variables and loop variables it sets
+    expanded."""
+    variables: dict[str, str] = {}
+    commands = []
+    for line in _logical_lines(block):
+        assignment = ASSIGNMENT.match(line)
+        if assignment:
+            variables[assignment[1]] = assignment[2].strip("\"'")
+        for loop in re.finditer(r"\bfor (\w+) in (\S+)", line):
+            variables[loop[1]] = loop[2]
+        commands += _commands_in(_expand(line, variables))
+    return commands
+
+
 def _logical_lines(block: str) -> list[str]:
     return block.replace("\\\n", " ").splitlines()
 
@@ -249,14 +267,7 @@ def documented_commands() -> list[tuple[str, list[str]]]:
     for doc in DOCS:
         text = doc.read_text(encoding="utf-8")
         for block in _code_blocks(text):
-            variables: dict[str, str] = {}
-            for line in _logical_lines(block):
-                assignment = ASSIGNMENT.match(line)
-                if assignment:
-                    variables[assignment[1]] = assignment[2].strip("\"'")
-                for loop in re.finditer(r"\bfor (\w+) in (\S+)", line):
-                    variables[loop[1]] = loop[2]
-                found += [(doc.name, args) for args in _commands_in(_expand(line, variables))]
+            found += [(doc.name, args) for args in _block_commands(block)]
         for span in re.findall(r"`((?:\.venv/bin/)?raydaug [^`]+)`", _prose(text)):
             span = re.sub(r"\s*\[[^\]]*\](?:\.\.\.|…)?", "", span)
             # a span of subcommand words alone (`raydaug schedule export`) names a command, it is not one
@@ -305,15 +316,7 @@ def test_the_extraction_reads_variables_loops_quoted_commands_and_synopses():
              "for n in 3 5; do raydaug tune fig3_offline --set train_per_class=$n $S; done\n"
              "ray exec c.yaml --tmux 'cd x && .venv/bin/raydaug analyze runs/a --out r' # a comment\n"
              "raydaug tune smoke > log 2>&1 & raydaug compact runs/b\n")
-    variables: dict[str, str] = {}
-    commands = []
-    for line in _logical_lines(block):
-        assignment = ASSIGNMENT.match(line)
-        if assignment:
-            variables[assignment[1]] = assignment[2].strip("\"'")
-        for loop in re.finditer(r"\bfor (\w+) in (\S+)", line):
-            variables[loop[1]] = loop[2]
-        commands += _commands_in(_expand(line, variables))
+    commands = _block_commands(block)
     assert commands == [["tune", "fig3_offline", "--set", "train_per_class=3", "--grid", "seed=0,1", "--no-followup"],
                         ["analyze", "runs/a", "--out", "r"], ["tune", "smoke"], ["compact", "runs/b"]]
 

@@ -16,42 +16,21 @@ margin δ at 80 % power; the study log's three-split intervals (about ±15 %) gi
 resolve about δ ≈ 12 % and 20 splits about 9 %.
 
 Cost: about 7 hours on 2 CPUs (1 CPU per trial); on one GPU at 0.25 GPU per trial several times less
-(``--gpus-per-trial 0.25``). ``--smoke``: both stages on tiny digits, one seed.
+(``--gpus-per-trial 0.25``). ``--smoke``: both stages on tiny digits, one seed (method_study's smoke).
 """
-from ray import tune
-
 from raydaug.allowed import BASE_AUGS
-from raydaug.experiment import BASELINES_STAGE, TINY_DIGITS, Experiment
-from raydaug.tune_configs.method_study import SPLIT_AND_BUDGET
+from raydaug.experiment import BASELINES_STAGE, Experiment
+from raydaug.tune_configs.method_study import on_the_protocol
 
 SEEDS = list(range(100, 112))  # fresh: no choice of raydaug's was made on these splits
-DATASETS = ["digits", "mnist5k"]
-MNIST5K = {"image_size": 16, "classifier": "small", "disc": "small", "ngf": 16, "noise_dim": 32, "batch_size": 25,
-           "lr_c": 1e-3}  # mnist5k_small's sizes: they are the defaults already, kept explicit here
-SMOKE = {**TINY_DIGITS, "epochs": 2, "checkpoint_every": 2, "seed": tune.grid_search([SEEDS[0]]),
-         "dataset": tune.grid_search(["digits"]), "train_per_class": 3, "val_per_class": 3}
-
-
-def _arms(name: str, base: dict, grid: dict[str, list]) -> Experiment:
-    return Experiment(
-        name=name,
-        base={"eval_every": 5, "eval_ema": True, **MNIST5K, **base},
-        search_space={"dataset": tune.grid_search(DATASETS),
-                      **{key: tune.grid_search(values) for key, values in grid.items()},
-                      "seed": tune.grid_search(SEEDS), **SPLIT_AND_BUDGET},
-        scheduler="fifo",
-        cpus_per_trial=1.0,
-        smoke=dict(SMOKE),
-        checkpoints_to_keep=1,
-    )
 
 
 def experiment() -> Experiment:
-    """The learned augmentation's defaults."""
-    return _arms("fair_fight", {"aug": "learned"}, {})
+    """The learned augmentation's defaults, evaluated with the EMA of C as every arm is."""
+    return on_the_protocol("fair_fight", {"aug": "learned", "eval_ema": True}, {}, seeds=SEEDS)
 
 
 def followup(run_dir: str) -> Experiment:
     """Every hand-made augmentation at its documented magnitudes (raydaug/config.py's defaults), on the same
     splits and budgets."""
-    return _arms(BASELINES_STAGE, {}, {"aug": list(BASE_AUGS)})
+    return on_the_protocol(BASELINES_STAGE, {"eval_ema": True}, {"aug": list(BASE_AUGS)}, seeds=SEEDS)
