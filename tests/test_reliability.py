@@ -35,6 +35,7 @@ from raydaug.experiment import Experiment  # noqa: E402
 from raydaug.tune import runner  # noqa: E402
 from raydaug.tune.options import TuneOptions  # noqa: E402
 from raydaug.tune.trainable import REPLAY_KEY  # noqa: E402
+from tests.folders import write_folder  # noqa: E402
 from tests.helpers import TINY  # noqa: E402
 from tests.processes import LoopbackCluster, child_env, finish, kill_group, spawn, wait_for  # noqa: E402
 from tests.runlogs import (  # noqa: E402
@@ -256,23 +257,28 @@ def test_killing_a_worker_node_reschedules_its_trial(tmp_path):
 # ---------------------------------------------------------------------- 3b. a cluster with token authentication
 def test_a_token_cluster_runs_the_smoke_test_and_refuses_a_driver_without_its_token(tmp_path):
     """A loopback cluster (head and one worker on 127.0.0.1) started with RAY_AUTH_MODE=token and a token of
-    its own: ``raydaug tune smoke --smoke --address`` with that token runs to the end; a driver without it
-    (no RAY_AUTH_TOKEN, no ~/.ray/auth_token) fails with exit 2 and one line saying it is the token, without
-    Ray's retry lines (one per second for about 20 s) nor the node IP Ray gives up on."""
-    cluster = LoopbackCluster()
+    its own: ``raydaug tune smoke --smoke --address`` with that token runs to the end, on a folder of the
+    user's images (``dataset=folder``: the trials on the worker node read and cache it); a driver without the
+    token (no RAY_AUTH_TOKEN, no ~/.ray/auth_token) fails with exit 2 and one line saying it is the token,
+    without Ray's retry lines (one per second for about 20 s) nor the node IP Ray gives up on."""
+    cluster = LoopbackCluster(RAYDAUG_CACHE=str(tmp_path / "cache"))
     home = tmp_path / "home"  # a user without ~/.ray/auth_token
     home.mkdir()
+    images = write_folder(tmp_path / "images", dict.fromkeys(["ant", "bee", "wasp"], 6))
     try:
         cluster.start(workers=1)
         log = tmp_path / "driver.log"
         argv = [sys.executable, "-m", "raydaug", "tune", "smoke", "--smoke", "--address", cluster.address]
-        driver = spawn([*argv, "--storage", str(tmp_path / "runs")], log, cluster.env)
+        folder = ["--set", "dataset=folder", "--set", f"data_dir={images}", "--set", "train_per_class=3",
+                  "--set", "val_per_class=2"]
+        driver = spawn([*argv, *folder, "--storage", str(tmp_path / "runs")], log, cluster.env)
         try:
             code, output = finish(driver, log)
         finally:
             kill_group(driver)
         assert code == 0, output[-3000:]
         assert "results in" in output and (tmp_path / "runs" / "smoke_smoke" / "parquet" / "metrics").is_dir()
+        assert list((tmp_path / "cache" / "folders").glob("*.npz")), "the trials decoded the folder into the cache"
 
         # RAY_AUTH_MODE=token without a token (Ray refuses it itself), and no RAY_AUTH_MODE at all (the cluster
         # refuses the connection)

@@ -131,3 +131,17 @@ def test_fit_on_arrays_returns_results_and_writes_nothing_without_out(tmp_path, 
     model = result.export(tmp_path / "m.pt2")
     loaded = torch.export.load(str(model)).module()
     assert loaded(torch.rand(4, 1, 16, 16)).shape == (4, 3)
+
+
+def test_a_twelve_class_imbalanced_folder_splits_per_class_and_trains_every_class(tmp_path):
+    counts = {f"class_{k:02d}": 4 + k for k in range(12)}  # 4 … 15 images: imbalanced
+    root = write_folder(tmp_path / "d", counts, size=12)
+    splits = load_splits(folder_config(root, train_per_class=0, val_per_class=1, test_per_class=2))
+    assert splits.num_classes == 12 and splits.class_names == tuple(sorted(counts))
+    assert torch.bincount(splits.train.labels).tolist() == [n - 3 for n in counts.values()]
+    assert torch.bincount(splits.val.labels).tolist() == [1] * 12
+    assert torch.bincount(splits.test.labels).tolist() == [2] * 12
+    result = raydaug.fit(folder_config(root, train_per_class=0, val_per_class=1, test_per_class=2, epochs=5,
+                                       aug="light"), log=None)
+    assert result.payload["data"]["class_names"] == sorted(counts)
+    assert result.export(tmp_path / "m.pt2").is_file()
