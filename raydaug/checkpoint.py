@@ -36,6 +36,20 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def unwritable_folder(path: Path) -> str | None:
+    """Why a folder cannot be made or written at ``path`` (checked without creating anything), or None."""
+    if path.exists() and not path.is_dir():
+        return f"{path} is a file, not a folder"
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"cannot create a folder under {existing}, which is a file"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not a writable folder"
+    return None
+
+
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     buffer = io.BytesIO()
     torch.save(payload, buffer)

@@ -6,13 +6,13 @@ Heavy modules (Ray, analysis) are imported only by the subcommand that needs the
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from raydaug.checkpoint import unwritable_folder
 from raydaug.config import MUTABLE_HPARAMS, Config
 from raydaug.errors import EXIT_CODES, UsageError
 from raydaug.overrides import parse_overrides
@@ -30,16 +30,9 @@ def load_tune_config_base(path: str | None) -> dict[str, Any]:
 def check_out_dir(out: str) -> None:
     """``--out`` must be a folder this user may create or write into; checked without creating anything
     (a run refused later for bad input leaves no folder behind)."""
-    path = Path(out).expanduser().absolute()
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"--out {out}: {path} is a file, not a folder")
-    existing = path
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise UsageError(f"--out {out}: cannot create a folder under {existing}, which is a file")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {out}: no permission to write in {existing}")
+    problem = unwritable_folder(Path(out).expanduser().absolute())
+    if problem:
+        raise UsageError(f"--out {out}: {problem}")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

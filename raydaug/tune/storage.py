@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 from ray import tune
 
+from raydaug.checkpoint import unwritable_folder
 from raydaug.errors import UsageError
 from raydaug.logging.parquet import resolve, split_query
 
@@ -31,13 +32,9 @@ def check_storage(storage: str) -> str:
         check_remote(storage, filesystem, path)
         return storage
     path = Path(storage).expanduser().resolve()
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"--storage {storage!r} is a file, not a folder")
-    existing = path
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK):
-        raise UsageError(f"--storage {storage!r}: {existing} is not a writable folder")
+    problem = unwritable_folder(path)
+    if problem:
+        raise UsageError(f"--storage {storage!r}: {problem}")
     return str(path)
 
 
