@@ -51,7 +51,7 @@ def combine_runs(run: RunData, others: list[tuple[RunData, str]]) -> tuple[RunDa
     with its PBT events (``"pooled"``: the same experiment on more splits or training runs), as one
     RunData; and the runs used."""
     root = Path(run.run_dir).resolve()
-    metrics, trials, events, used = [run.metrics], [run.trials], [run.events], []
+    metrics, trials, events, pilots, used = [run.metrics], [run.trials], [run.events], [run.pilots], []
     for other, role in others:
         configs = config_dicts(other)
         if role == "joint":
@@ -69,14 +69,15 @@ def combine_runs(run: RunData, others: list[tuple[RunData, str]]) -> tuple[RunDa
         used.append(other.run_dir)
         metrics.append(rows)
         trials.append(other.trials[other.trials["trial_id"].astype(str).isin(keep)])
+        pilots.append(other.pilots[other.pilots["trial_id"].astype(str).isin(keep)])
         if role == "pooled":
             events.append(other.events)
     merged = pd.concat([m.assign(**{PARTITION_KEY: m[PARTITION_KEY].astype(str)}) for m in metrics],
                        ignore_index=True)
     merged[PARTITION_KEY] = merged[PARTITION_KEY].astype("category")
     merged_events = pd.concat(events, ignore_index=True) if len(events) > 1 else run.events
-    return (RunData(run.run_dir, merged, pd.concat(trials, ignore_index=True), merged_events, run.skipped),
-            used)
+    return (RunData(run.run_dir, merged, pd.concat(trials, ignore_index=True), merged_events, run.skipped,
+                    pd.concat(pilots, ignore_index=True)), used)
 
 
 def _sibling_baselines(run_dir: str) -> RunData | None:

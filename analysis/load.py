@@ -20,7 +20,14 @@ import pyarrow.fs as pafs
 
 from raydaug.config import Config
 from raydaug.errors import NoMetricsError, NotARunError, PartFileWarning
-from raydaug.logging.parquet import METRICS_SCHEMA, PBT_EVENTS_SCHEMA, TRIALS_SCHEMA, resolve, write_table_atomic
+from raydaug.logging.parquet import (
+    METRICS_SCHEMA,
+    PBT_EVENTS_SCHEMA,
+    PILOTS_SCHEMA,
+    TRIALS_SCHEMA,
+    resolve,
+    write_table_atomic,
+)
 
 # the reader of the Parquet layout lives in the core (the summary of `raydaug tune` uses it too)
 from raydaug.logging.reader import (
@@ -28,6 +35,7 @@ from raydaug.logging.reader import (
     METRICS_DIR,
     METRICS_READ_SCHEMA,
     PARTITION_KEY,
+    PILOTS_DIR,
     REQUIRED_COLUMNS,
     TRIALS_DIR,
     latest_rows,
@@ -48,6 +56,8 @@ class RunData(NamedTuple):
     config_json, config_version``) plus ``config`` (the parsed dict with today's keys: :func:`logged_config`),
     sorted by time.
     ``events``: PBT exploit/explore rows (one per mutated key), sorted by time.
+    ``pilots``: the pilot of each ``base_aug=auto`` trial (one row per hand-made augmentation: ``trial_id,
+    base_aug, epochs, acc_val, acc_val_last, chosen``), sorted by time; empty for a run without one.
     ``skipped``: ``(path, reason)`` of every part file that could not be read.
     """
 
@@ -56,6 +66,7 @@ class RunData(NamedTuple):
     trials: pd.DataFrame
     events: pd.DataFrame
     skipped: list[tuple[str, str]]
+    pilots: pd.DataFrame = pd.DataFrame(columns=[field.name for field in PILOTS_SCHEMA])
 
 
 def _require_run(run_dir: str) -> tuple[pafs.FileSystem, str]:
@@ -99,13 +110,15 @@ def load(run_dir: str, require_metrics: bool = True) -> RunData:
     trials["config"] = [logged_config(text) for text in trials["config_json"]]
     events = _sorted_frame(read_table(filesystem, root, EVENTS_DIR, PBT_EVENTS_SCHEMA, skipped),
                            ["timestamp", "dst_trial", "key"])
+    pilots = _sorted_frame(read_table(filesystem, root, PILOTS_DIR, PILOTS_SCHEMA, skipped),
+                           ["timestamp", "trial_id", "base_aug"])
     for path, why in skipped:
         warnings.warn(f"skipped {path}: {why}", PartFileWarning, stacklevel=2)
     if require_metrics and metrics.empty:
         detail = f" ({len(skipped)} unreadable part file(s) skipped)" if skipped else ""
         raise NoMetricsError(f"{run_dir} has no metrics yet: nothing readable under "
                              f"{root}/{METRICS_DIR}{detail}")
-    return RunData(run_dir, metrics, trials, events, skipped)
+    return RunData(run_dir, metrics, trials, events, skipped, pilots)
 
 
 def logged_config(config_json: str) -> dict[str, Any]:
@@ -151,7 +164,7 @@ def compact_run(run_dir: str) -> dict[str, int]:
     removed). Unreadable parts are left in place and reported. Returns {folder: parts merged}."""
     filesystem, root = _require_run(run_dir)
     merged: dict[str, int] = {}
-    folders = [(TRIALS_DIR, TRIALS_SCHEMA), (EVENTS_DIR, PBT_EVENTS_SCHEMA)]
+    folders = [(TRIALS_DIR, TRIALS_SCHEMA), (EVENTS_DIR, PBT_EVENTS_SCHEMA), (PILOTS_DIR, PILOTS_SCHEMA)]
     metric_root = f"{root}/{METRICS_DIR}"
     if filesystem.get_file_info(metric_root).type == pafs.FileType.Directory:
         for entry in filesystem.get_file_info(pafs.FileSelector(metric_root)):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.fs as pafs
 
-from raydaug.analysis import companions, curves, lineage
+from raydaug.analysis import companions, curves, lineage, pilots
 from raydaug.analysis.checkpoints import find_checkpoints_in, publish_checkpoint
 from raydaug.analysis.comparison import comparison, comparison_headline
 from raydaug.analysis.load import METRICS_DIR, PARTITION_KEY, RunData, list_parts, load, print_warnings
@@ -77,6 +77,7 @@ def build_report(run: RunData, out_dir: Path, top_k: int = TOP_K, grid_trials: i
     run_section(report, inputs)
     best = best_checkpoints_section(report, inputs, top_k)
     comparison_section(report, inputs)
+    pilot_section(report, inputs)
     trial_notes(report, inputs)
     paper_tables_section(report, inputs)
     curves_sections(report, inputs)
@@ -169,6 +170,17 @@ def comparison_section(report: Report, inputs: Inputs) -> None:
                                                                       "learned_vs_hand_made")))
     report.summary[:0] = comparison_headline(versus)
     report.sections.insert(1, report.sections.pop())
+
+
+def pilot_section(report: Report, inputs: Inputs) -> None:
+    """What ``base_aug=auto``'s pilot chose per learned trial, against the full-budget hand-made arms."""
+    table = pilots.pilot_table(inputs.run, inputs.summary)
+    if table.empty:
+        return
+    section = report.section("base_aug=auto — the pilot's choice", pilots.pilot_text(table))
+    shown = _rounded(table)
+    section.tables.append(("The pilot per learned trial", shown, write_table(table, shown, report.out_dir,
+                                                                             "pilots")))
 
 
 def trial_notes(report: Report, inputs: Inputs) -> None:

@@ -32,6 +32,7 @@ ALLOWED_VALUES = {"dataset": DATASETS, "aug": AUGS, "base_aug": ("auto", *BASE_A
 # every number's allowed interval (an int is finite; so must a float be)
 INTERVALS = {"≥ 1": lambda v: v >= 1, "≥ 0": lambda v: v >= 0, "> 0": lambda v: v > 0,
               "in [0, 1)": lambda v: 0 <= v < 1, "in [0, 1]": lambda v: 0 <= v <= 1,
+              "in (0, 1]": lambda v: 0 < v <= 1,
               "in 0..30": lambda v: 0 <= v <= 30, "in 1..10": lambda v: 1 <= v <= 10}
 RANGES = {
     **dict.fromkeys(("image_size", "batch_size", "epochs", "noise_dim", "ngf", "eval_every",
@@ -42,6 +43,7 @@ RANGES = {
     **dict.fromkeys(("lr_c", "lr_g", "lr_dc", "lr_dd", "noise_std", "elastic_sigma"), "> 0"),
     "randaugment_magnitude": "in 0..30", "augmix_severity": "in 1..10", "randaugment_ops": "in 1..10",
     "teacher_decay": "in [0, 1)", "adam_beta1": "in [0, 1)", "disc_aug_p": "in [0, 1]", "soft_weight": "in [0, 1]",
+    "pilot_share": "in (0, 1]",
 }
 
 

@@ -87,7 +87,7 @@ def fit(config: Config | Mapping[str, Any] | None = None, *, images: Any = None,
     written anywhere."""
     import pandas as pd
 
-    from .train import Progress, Trainer, run_training
+    from .train import Progress, Trainer, log_pilot, run_training
 
     data = as_labelled_images(images, labels, test_images=test_images, test_labels=test_labels,
                               class_names=class_names, dataset=dataset, test_dataset=test_dataset)
@@ -106,6 +106,7 @@ def fit(config: Config | Mapping[str, Any] | None = None, *, images: Any = None,
     rows = []
     while not trainer.done:
         rows.append(trainer.train_iteration())
+        log_pilot(trainer, None, "", quiet)
         quiet(Progress(trainer.state.epoch, config.epochs, rows[-1]).line())
     payload = trainer.state_payload()
     return FitResult(config, pd.DataFrame(rows), dict(trainer.state.best), tuple(trainer.splits.class_names),

@@ -27,7 +27,7 @@ from .allowed import (
 )
 from .errors import ConfigError
 from .migrations import MIGRATIONS, VERSION_KEY, migrate
-from .presets import PRESETS, auto_base_aug, preset_names
+from .presets import PRESETS, preset_names
 
 # the version of the keys and values below that every logged config carries (VERSION_KEY): one migration step
 # per earlier version (raydaug/migrations.py) brings an older logged config to it
@@ -52,7 +52,9 @@ class Config:
     test_per_class: int = 0  # data without a test set of its own: 0 = the test split is what train and val leave
     # augmentation and the training regime
     aug: str = "learned"
-    base_aug: str = "auto"  # the hand-made augmentation under G (aug=learned only); auto: per dataset and size
+    base_aug: str = "auto"  # the hand-made augmentation under G (aug=learned only); auto: the pilot's choice
+    pilot_share: float = 0.25  # base_aug=auto: each hand-made augmentation trains C alone for this share of
+    # `epochs`; G stands on the one with the best validation accuracy (raydaug/train.py, pilot)
     joint: bool = True
     g_checkpoint: str = ""
     # players (Table 3 ablation switches)
@@ -194,10 +196,9 @@ class Config:
 
     # ------------------------------------------------------------------ derived
     @property
-    def base_augmentation(self) -> str:
-        """The hand-made augmentation under G: ``base_aug``, with ``auto`` resolved for ``dataset`` and
-        ``train_per_class``."""
-        return auto_base_aug(self.dataset, self.train_per_class) if self.base_aug == "auto" else self.base_aug
+    def pilot_epochs(self) -> int:
+        """Epochs each hand-made augmentation trains for in the pilot of ``base_aug=auto``."""
+        return max(1, round(self.pilot_share * self.epochs))
 
     @property
     def trains_generator(self) -> bool:

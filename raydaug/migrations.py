@@ -57,7 +57,33 @@ def _inert(key: str, value: Any) -> bool:
         return False
 
 
-MIGRATIONS: tuple[Callable[[Mapping[str, Any]], dict[str, Any]], ...] = (legacy_defaults, removed_keys)
+# v2 → v3: base_aug=auto stood G on a hand-made augmentation chosen by this table of study results (dataset,
+# and few training images per class or not); since v3 a pilot on the split's validation chooses it
+RULE_FEW_PER_CLASS = 3
+RULE_BASE_AUG = {"mnist5k": "strong", "mnist": "strong"}
+RULE_BASE_AUG_FEW = {"digits": "light"}
+RULE_BASE_AUG_ELSE = "trivial"
+
+
+def rule_base_aug(dataset: str, train_per_class: int) -> str:
+    """What ``base_aug=auto`` meant up to config version 2, for ``dataset`` at ``train_per_class``."""
+    by_dataset = RULE_BASE_AUG_FEW if train_per_class <= RULE_FEW_PER_CLASS else RULE_BASE_AUG
+    return by_dataset.get(dataset, RULE_BASE_AUG_ELSE)
+
+
+def auto_by_rule(values: Mapping[str, Any]) -> dict[str, Any]:
+    """v2 → v3. ``base_aug=auto`` (the default, so also a config that did not log it) meant a rule keyed by
+    dataset and training set size (docs/study-log.md, "auto by size"); today it means a pilot on validation.
+    A learned trial logged with it trained on the rule's choice, so that is filled in. Configs of the
+    hand-made arms keep ``auto``: nothing stood on it."""
+    values = dict(values)
+    if values.get("aug", "learned") == "learned" and values.get("base_aug", "auto") == "auto":
+        values["base_aug"] = rule_base_aug(values.get("dataset", "digits"), int(values.get("train_per_class", 10)))
+    return values
+
+
+MIGRATIONS: tuple[Callable[[Mapping[str, Any]], dict[str, Any]], ...] = (legacy_defaults, removed_keys,
+                                                                         auto_by_rule)
 
 
 def logged_version(values: Mapping[str, Any]) -> int:

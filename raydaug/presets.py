@@ -1,6 +1,6 @@
-"""Named presets (``--set preset=a,b``) and the one rule learned from studies (``base_aug=auto``).
+"""Named presets (``--set preset=a,b``) and the hand-made augmentations' names.
 
-``raydaug.config`` expands presets and resolves ``auto`` through this module, which imports only
+``raydaug.config`` expands presets through this module, which imports only
 ``raydaug.errors``: the schema imports it, never the other way round.
 """
 from __future__ import annotations
@@ -12,24 +12,6 @@ from .errors import ConfigError
 # the hand-made augmentations (raydaug/augment.py), one list for the schema (raydaug.allowed.BASE_AUGS), the
 # hand_<name> presets below and the augmentations themselves
 HAND_MADE = ("none", "light", "strong", "trivial", "randaugment", "autoaugment", "augmix", "elastic")
-
-# base_aug=auto: the hand-made augmentation under G by dataset and training set size (measured in
-# docs/study-log.md, "Strong under G on real MNIST" and "auto by size"). Real MNIST: strong under G beat
-# trivial under G at 55 per class on six split seeds; digits: trivial under G beat strong. With
-# AUTO_FEW_PER_CLASS images per class or fewer, strong's scale and rotation are too much for G to stand on:
-# trivial under G (MNIST) and light under G (digits) won there, on split seeds the choice was not made on.
-# Every dataset not measured gets trivial.
-AUTO_FEW_PER_CLASS = 3
-AUTO_BASE_AUG = {"mnist5k": "strong", "mnist": "strong"}
-AUTO_BASE_AUG_FEW = {"digits": "light"}
-AUTO_BASE_AUG_ELSE = "trivial"
-
-
-def auto_base_aug(dataset: str, train_per_class: int) -> str:
-    """What ``base_aug=auto`` stands G on for ``dataset`` with ``train_per_class`` training images per class."""
-    by_dataset = AUTO_BASE_AUG_FEW if train_per_class <= AUTO_FEW_PER_CLASS else AUTO_BASE_AUG
-    return by_dataset[dataset] if dataset in by_dataset else AUTO_BASE_AUG_ELSE
-
 
 _PAPER_NETS = {"classifier": "badgan", "disc": "badgan", "ngf": 64, "noise_dim": 100, "image_size": 32,
                "adam_beta1": 0.5, "lr_g": 5e-4, "lr_dc": 5e-4, "lr_dd": 5e-4, "weight_decay_c": 0.0}

@@ -42,6 +42,21 @@ class TrainState:
     best: dict[str, float] = field(default_factory=lambda: {"acc/val": -1.0, "acc/test": -1.0, "epoch": -1})
     # the evaluated classifier's weights at ``best`` (what `raydaug export` hands out), on the CPU
     best_classifier: dict[str, torch.Tensor] | None = None
+    # base_aug=auto: the pilot's outcome, {"choice": name, "epochs": n, "acc_val": {name: score}}; None until it ran
+    pilot: dict[str, Any] | None = None
+
+    @property
+    def needs_pilot(self) -> bool:
+        return self.config.aug == "learned" and self.config.base_aug == "auto" and self.pilot is None
+
+    @property
+    def base_aug(self) -> str:
+        """The hand-made augmentation under G: ``base_aug``, or with ``auto`` the pilot's choice."""
+        if self.config.base_aug != "auto":
+            return self.config.base_aug
+        if self.pilot is None:
+            raise RuntimeError("base_aug=auto: the pilot has not run (Trainer.train_iteration runs it)")
+        return self.pilot["choice"]
 
     def parameters(self, name: str) -> list[nn.Parameter]:
         return list(self.nets[name].parameters()) if name in self.nets else []
@@ -145,14 +160,14 @@ def apply_hparams(state: TrainState, config: Config) -> None:
             group["lr"] = _lr(config, player)
 
 
-def _rng_state() -> dict[str, Any]:
+def rng_state() -> dict[str, Any]:
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     return rng
 
 
-def _set_rng_state(rng: dict[str, Any]) -> None:
+def set_rng_state(rng: dict[str, Any]) -> None:
     torch.set_rng_state(rng["torch"])
     if "cuda" in rng and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
@@ -183,7 +198,8 @@ def state_dict(state: TrainState) -> dict[str, Any]:
         "step": state.step,
         "best": dict(state.best),
         "best_classifier": state.best_classifier,
-        "rng": _rng_state(),
+        "pilot": state.pilot,
+        "rng": rng_state(),
     }
 
 
@@ -211,6 +227,8 @@ def load_state_dict(state: TrainState, payload: dict[str, Any], restore_rng: boo
     state.step = int(payload["step"])
     state.best = dict(payload["best"])
     state.best_classifier = payload.get("best_classifier")  # absent from checkpoints of raydaug before export
+    if state.config.base_aug == "auto" and payload.get("pilot") is not None:
+        state.pilot = payload["pilot"]  # a resumed or exploiting trial stands G where the checkpoint's did
     if restore_rng:
-        _set_rng_state(payload["rng"])
+        set_rng_state(payload["rng"])
     apply_hparams(state, state.config)

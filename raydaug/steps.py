@@ -164,7 +164,7 @@ def train_step(state: TrainState, splits: Splits, raw: torch.Tensor, y: torch.Te
         update_teacher(state)
         state.step += 1
         return metrics
-    base = config.base_augmentation
+    base = state.base_aug
     if base != "none":  # G transforms the hand-made augmentation; DC and DD see it as real
         raw = baseline_augment(base, raw, config)
         if raw_pair is not None:

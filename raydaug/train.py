@@ -21,6 +21,7 @@ from .config import HPARAM_METRICS, Config
 from .data import Splits, load_splits
 from .errors import ConfigError, NonFiniteLossError
 from .images import LabelledImages
+from .presets import HAND_MADE
 from .state import (
     TrainState,
     apply_hparams,
@@ -29,6 +30,8 @@ from .state import (
     keep_best_classifier,
     load_state_dict,
     resolve_device,
+    rng_state,
+    set_rng_state,
     state_dict,
 )
 from .steps import augmentation_health, evaluate, train_step
@@ -121,6 +124,7 @@ class Trainer:
         self.state: TrainState = build_state(config, self.splits.channels, self.splits.num_classes, background,
                                              self.device)
         self.accumulator = MetricAccumulator(self.device)
+        self.new_pilot: dict[str, Any] | None = None  # the pilot this Trainer ran, until take_pilot()
         self._pair_index = _pair_tables(self.splits.train.labels)
         self._needs_pairs = "dd" in self.state.nets
         self._autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.amp)
@@ -165,6 +169,9 @@ class Trainer:
         self.accumulator.samples += int(index.shape[0])
 
     def train_epoch(self) -> None:
+        if self.state.needs_pilot:
+            self.state.pilot = pilot(self.config, self.splits, self.device)
+            self.new_pilot = self.state.pilot
         n, batch = len(self.splits.train), self.config.batch_size
         order = torch.randperm(n, device=self.device)
         started = time.perf_counter()
@@ -177,7 +184,8 @@ class Trainer:
         self.accumulator.check_finite(f"epoch {self.state.epoch}, iteration {self.iteration}")
 
     def train_iteration(self) -> dict[str, Any]:
-        """Train up to the next evaluation epoch, then evaluate; returns the metrics of docs/analysis.md."""
+        """Train up to the next evaluation epoch, then evaluate; returns the metrics of docs/analysis.md.
+        With ``base_aug=auto`` the first epoch runs the pilot first (:func:`pilot`)."""
         target = min(self.config.epochs, (self.state.epoch // self.config.eval_every + 1) * self.config.eval_every)
         while self.state.epoch < target:
             self.train_epoch()
@@ -208,6 +216,11 @@ class Trainer:
             keep_best_classifier(self.state)
         acc.reset()
         return metrics
+
+    def take_pilot(self) -> dict[str, Any] | None:
+        """The pilot this Trainer ran since the last call (to log it once), or None."""
+        ran, self.new_pilot = self.new_pilot, None
+        return ran
 
     def sample_images(self, count: int = 8) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """x and G(x, z) for the fixed evaluation noises, in [0, 1] for display."""
@@ -243,6 +256,48 @@ class Trainer:
 
     def restore(self, path: str | os.PathLike, reseed: int | None = None) -> None:
         self.load_payload(load_checkpoint(checkpoint_file(str(path)), map_location=self.device), reseed)
+
+
+def pilot(config: Config, splits: Splits, device: torch.device) -> dict[str, Any]:
+    """``base_aug=auto``: train C alone with each hand-made augmentation for ``config.pilot_epochs`` on the
+    split, evaluated as the run is (``eval_every``, ``eval_ema``), and choose the one with the best
+    validation accuracy (ties: the later evaluation's accuracy, then the order of ``HAND_MADE``). Test
+    images play no part. The random state is put back afterwards, so the run then trains exactly as
+    with ``base_aug=<choice>``. Returns {"choice", "epochs", "acc_val": {name: best}, "acc_val_last": {…}}."""
+    epochs = config.pilot_epochs
+    saved = rng_state()
+    best: dict[str, float] = {}
+    last: dict[str, float] = {}
+    for name in HAND_MADE:
+        every = min(config.eval_every, epochs)
+        trainer = Trainer(config.replace(aug=name, epochs=epochs, eval_every=every, checkpoint_every=every),
+                          device, splits)
+        while not trainer.done:
+            last[name] = float(trainer.train_iteration()["acc/val"])
+        best[name] = float(trainer.state.best["acc/val"])
+    set_rng_state(saved)
+    choice = max(HAND_MADE, key=lambda name: (best[name], last[name]))  # max keeps the first of equals
+    return {"choice": choice, "epochs": epochs, "acc_val": best, "acc_val_last": last}
+
+
+def pilot_line(outcome: dict[str, Any]) -> str:
+    """One line saying what the pilot chose and why."""
+    scores = sorted(outcome["acc_val"].items(), key=lambda item: -item[1])
+    return (f"base_aug=auto: pilot of {len(scores)} hand-made augmentations × {outcome['epochs']} epochs on "
+            f"validation → G stands on {outcome['choice']} ("
+            + ", ".join(f"{name} {score:.4f}" for name, score in scores) + ")")
+
+
+def log_pilot(trainer: Trainer, run_dir: str | None, trial_id: str, log: Callable[[str], None]) -> None:
+    """After an iteration: if it ran the pilot, say so in one line and (with ``run_dir``) write its rows."""
+    outcome = trainer.take_pilot()
+    if outcome is None:
+        return
+    log(pilot_line(outcome))
+    if run_dir is not None:
+        from .logging.parquet import write_pilot
+
+        write_pilot(run_dir, trial_id, trainer.iteration, outcome)
 
 
 def _pair_tables(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -311,6 +366,7 @@ def run_training(config: Config, out_dir: str | os.PathLike, resume: bool = Fals
             if stop_after_epochs is not None and trainer.state.epoch >= stop_after_epochs:
                 break
             last = trainer.train_iteration()
+            log_pilot(trainer, str(out), trial_id, log)
             writer.append(metrics_row(last, trainer.iteration, time.perf_counter() - started))
             board.scalars(last, trainer.state.epoch)
             if "g" in trainer.state.nets:

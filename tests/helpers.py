@@ -7,8 +7,8 @@ from raydaug.config import Config
 from raydaug.experiment import TINY_DIGITS
 
 # the smoke runs' tiny digits settings (one definition: raydaug.experiment.TINY_DIGITS), two epochs, a
-# checkpoint at each
-TINY: dict[str, Any] = {**TINY_DIGITS, "epochs": 2, "checkpoint_every": 1}
+# checkpoint at each; G on light, a fixed base for the tests of the game (tests/test_pilot.py tests auto's pilot)
+TINY: dict[str, Any] = {**TINY_DIGITS, "epochs": 2, "checkpoint_every": 1, "base_aug": "light"}
 
 
 def tiny(**changes: Any) -> Config:

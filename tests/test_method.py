@@ -58,29 +58,21 @@ def test_base_aug_is_what_c_dc_and_dd_see_as_real(monkeypatch):
     assert torch.allclose(real_in_g, real) and torch.allclose(fake_in_g, fakes[0])
 
 
-def test_base_aug_auto_resolves_by_dataset_and_images_per_class(monkeypatch):
-    """The default base_aug=auto resolves per dataset and size (above 3 per class: strong under G on MNIST,
-    trivial on the rest; at 3 or fewer: light on digits, trivial on the rest) and the training step augments
-    with the resolved name, never with "auto" itself."""
+def test_the_step_stands_g_on_the_named_base_or_on_the_pilots_choice(monkeypatch):
+    """The training step augments with base_aug when it names one, and with base_aug=auto (the default) with
+    the pilot's choice, never with "auto" itself; before the pilot ran, auto refuses to guess."""
     assert Config().base_aug == "auto"
-    names = ("digits", "mnist5k", "mnist", "fashion_mnist", "svhn", "cifar10")
-    resolved = {(name, n): Config.from_dict({"dataset": name, "train_per_class": n}).base_augmentation
-                for name in names for n in (1, 3, 4, 55)}
-    many = {"digits": "trivial", "mnist5k": "strong", "mnist": "strong", "fashion_mnist": "trivial",
-            "svhn": "trivial", "cifar10": "trivial"}
-    few = {**{name: "trivial" for name in names}, "digits": "light"}
-    assert resolved == {(name, n): (few if n <= 3 else many)[name] for name in names for n in (1, 3, 4, 55)}
-    assert Config.from_dict({"dataset": "mnist5k", "base_aug": "light"}).base_augmentation == "light"
     applied = []
     monkeypatch.setattr(steps, "baseline_augment", lambda name, images, dataset: applied.append(name) or images)
-    trainer = Trainer(tiny(train_per_class=3))
+    trainer = Trainer(tiny(base_aug="auto"))
     raw, y, pair = _batch(trainer)
-    train_step(trainer.state, trainer.splits, raw, y, pair)
-    # the same step under configs that name more digits, and real MNIST (the stand-in ignores the images)
-    for changes in ({"train_per_class": 10}, {"dataset": "mnist5k", "train_per_class": 55}):
-        trainer.state.config = trainer.config.replace(**changes)
+    with pytest.raises(RuntimeError, match="pilot has not run"):
         train_step(trainer.state, trainer.splits, raw, y, pair)
-    assert applied == ["light", "light", "trivial", "trivial", "strong", "strong"]
+    trainer.state.pilot = {"choice": "elastic"}
+    train_step(trainer.state, trainer.splits, raw, y, pair)
+    trainer.state.config = trainer.config.replace(base_aug="light")
+    train_step(trainer.state, trainer.splits, raw, y, pair)
+    assert applied == ["elastic", "elastic", "light", "light"]  # the batch and DD's partners
 
 
 def test_without_base_aug_the_reals_are_the_images_themselves():

@@ -1,8 +1,9 @@
 """Buffered Parquet writers with explicit schemas, writing whole files (temp + rename).
 
 Layout (docs/analysis.md, "Columns"): ``RUN_DIR/parquet/metrics/trial_id=<id>/part-<n>.parquet``,
-``.../trials/part-<n>.parquet``, ``.../pbt_events/part-<n>.parquet``. Part names carry a timestamp and a random
-suffix so writers in different processes (Tune workers, the driver, a resumed run) never collide.
+``.../trials/part-<n>.parquet``, ``.../pbt_events/part-<n>.parquet``, ``.../pilots/part-<n>.parquet``.
+Part names carry a timestamp and a random suffix so writers in different processes (Tune workers, the
+driver, a resumed run) never collide.
 """
 from __future__ import annotations
 
@@ -37,6 +38,13 @@ TRIALS_SCHEMA = pa.schema([
     pa.field("trial_id", pa.string()), pa.field("timestamp", pa.float64()), pa.field("event", pa.string()),
     pa.field("training_iteration", pa.int64()), pa.field("config_json", pa.string()),
     pa.field("config_version", pa.int64()),
+])
+# base_aug=auto: one row per hand-made augmentation of a trial's pilot (raydaug.train.pilot); ``chosen`` marks
+# the one G stood on
+PILOTS_SCHEMA = pa.schema([
+    pa.field("trial_id", pa.string()), pa.field("timestamp", pa.float64()),
+    pa.field("training_iteration", pa.int64()), pa.field("base_aug", pa.string()), pa.field("epochs", pa.int64()),
+    pa.field("acc_val", pa.float64()), pa.field("acc_val_last", pa.float64()), pa.field("chosen", pa.bool_()),
 ])
 PBT_EVENTS_SCHEMA = pa.schema([
     pa.field("timestamp", pa.float64()), pa.field("training_iteration", pa.int64()),
@@ -153,6 +161,16 @@ def trials_writer(run_dir: str, **kwargs: Any) -> PartWriter:
 
 def pbt_events_writer(run_dir: str, **kwargs: Any) -> PartWriter:
     return PartWriter(run_dir, "parquet/pbt_events", PBT_EVENTS_SCHEMA, **kwargs)
+
+
+def write_pilot(run_dir: str, trial_id: str, iteration: int, outcome: dict[str, Any]) -> str | None:
+    """The pilot of ``base_aug=auto`` (raydaug.train.pilot's outcome) as rows of ``parquet/pilots``, written now."""
+    writer = PartWriter(run_dir, "parquet/pilots", PILOTS_SCHEMA)
+    stamp = time.time()
+    writer.extend({"trial_id": trial_id, "timestamp": stamp, "training_iteration": iteration, "base_aug": name,
+                   "epochs": outcome["epochs"], "acc_val": score, "acc_val_last": outcome["acc_val_last"][name],
+                   "chosen": name == outcome["choice"]} for name, score in outcome["acc_val"].items())
+    return writer.flush()
 
 
 def trial_row(trial_id: str, event: str, iteration: int, config: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Read a run's Parquet parts back: the one reader of the layout that ``parquet.py`` writes.
 
 ``read_table(filesystem, root, folder, schema, skipped)`` reads every readable part of one table
-(``parquet/metrics``, ``parquet/trials``, ``parquet/pbt_events``) in an explicit schema (a column
+(``parquet/metrics``, ``parquet/trials``, ``parquet/pbt_events``, ``parquet/pilots``) in an explicit schema (a column
 missing from a part reads as null; ``trial_id`` of the metrics comes from its ``trial_id=<id>`` folder);
 a truncated, foreign or non-Parquet part is skipped and named in ``skipped``. ``latest_rows`` is the
 one rule for restored trials: of duplicate ``(trial_id, training_iteration)`` rows the one written last
@@ -22,6 +22,7 @@ from .parquet import METRICS_SCHEMA, resolve
 METRICS_DIR = "parquet/metrics"
 TRIALS_DIR = "parquet/trials"
 EVENTS_DIR = "parquet/pbt_events"
+PILOTS_DIR = "parquet/pilots"
 PARTITION_KEY = "trial_id"
 # trial_id is read as a dictionary column (a pandas Categorical): one string per trial, not per row.
 PARTITION_FIELD = pa.field(PARTITION_KEY, pa.dictionary(pa.int32(), pa.string()))
@@ -31,6 +32,7 @@ REQUIRED_COLUMNS = {
     METRICS_DIR: ("training_iteration",),
     TRIALS_DIR: ("trial_id", "config_json"),
     EVENTS_DIR: ("training_iteration", "dst_trial", "key"),
+    PILOTS_DIR: ("trial_id", "base_aug", "acc_val"),
 }
 
 

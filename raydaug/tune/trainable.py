@@ -31,7 +31,7 @@ from raydaug.errors import ConfigError, NonFiniteLossError
 from raydaug.images import LabelledImages
 from raydaug.logging.parquet import metrics_row, metrics_writer, trial_row, trials_writer
 from raydaug.schedule import changes_through
-from raydaug.train import Trainer
+from raydaug.train import Trainer, log_pilot
 
 STATE_FILE = "state.pt"
 META_FILE = "trial.json"
@@ -140,6 +140,7 @@ def train_trial(config: dict[str, Any], run_dir: str, data: LabelledImages | Non
             metrics = trainer.train_iteration()
             time_total += time.perf_counter() - started
             iteration = trainer.iteration
+            log_pilot(trainer, run_dir, trial_id, print)
             writer.append(metrics_row(metrics, iteration, time_total))
             result = dict(metrics)
             result["worker/pid"] = os.getpid()  # which actor ran this report (actor reuse is visible)

@@ -1,0 +1,63 @@
+"""What ``base_aug=auto`` chose: each learned trial's pilot (``parquet/pilots``) beside the hand-made arms that
+trained the whole budget on the same split, where the run has them."""
+from __future__ import annotations
+
+import pandas as pd
+
+from raydaug.analysis.comparison import is_hand_made
+from raydaug.analysis.load import PARTITION_KEY, RunData
+
+COLUMNS = [PARTITION_KEY, "dataset", "train_per_class", "seed", "pilot_epochs", "chosen", "chosen_acc_val",
+           "runner_up", "runner_up_acc_val", "full_budget_val_best", "agrees", "chosen_full_acc_test",
+           "val_best_full_acc_test"]
+SPLIT = ["dataset", "train_per_class", "seed", "replicate"]
+
+
+def pilot_table(run: RunData, summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per learned trial that ran a pilot: what it chose with its pilot validation accuracy, the
+    runner-up, and where hand-made trials ran on the trial's split for the whole budget: the one of them
+    best on validation (``full_budget_val_best``), whether the pilot chose it (``agrees``), and the test
+    accuracy (at the best validation) that the chosen and the validation-best arm reached there."""
+    pilots = run.pilots
+    if pilots is None or pilots.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    trials = summary.set_index(PARTITION_KEY)
+    hand_made = summary[summary["aug"].map(is_hand_made) & summary["best_acc_val"].notna()]
+    rows = []
+    for trial_id, group in pilots.groupby(pilots[PARTITION_KEY].astype(str), sort=True):
+        if trial_id not in trials.index:
+            continue
+        latest = group[group["timestamp"] == group["timestamp"].max()]
+        ranked = latest.sort_values(["acc_val", "acc_val_last"], ascending=False, kind="stable")
+        chosen = ranked[ranked["chosen"]].iloc[0]
+        others = ranked[~ranked["chosen"]]
+        trial = trials.loc[trial_id]
+        same_split = hand_made
+        for key in SPLIT:
+            same_split = same_split[same_split[key] == trial[key]]
+        best = same_split.sort_values(["best_acc_val", "test_at_best"], ascending=False, kind="stable")
+        by_aug = same_split.set_index("aug")["test_at_best"]
+        rows.append({
+            PARTITION_KEY: trial_id, "dataset": trial["dataset"], "train_per_class": trial["train_per_class"],
+            "seed": trial["seed"], "pilot_epochs": int(chosen["epochs"]), "chosen": chosen["base_aug"],
+            "chosen_acc_val": chosen["acc_val"],
+            "runner_up": others.iloc[0]["base_aug"] if not others.empty else None,
+            "runner_up_acc_val": others.iloc[0]["acc_val"] if not others.empty else float("nan"),
+            "full_budget_val_best": best.iloc[0]["aug"] if not best.empty else None,
+            "agrees": bool(best.iloc[0]["aug"] == chosen["base_aug"]) if not best.empty else None,
+            "chosen_full_acc_test": by_aug.get(chosen["base_aug"], float("nan")),
+            "val_best_full_acc_test": best.iloc[0]["test_at_best"] if not best.empty else float("nan"),
+        })
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def pilot_text(table: pd.DataFrame) -> str:
+    """One sentence: how often each augmentation was chosen, and how often the full-budget arms agreed."""
+    counts = table["chosen"].value_counts()
+    text = ("base_aug=auto stood G on " + ", ".join(f"{name} in {count}" for name, count in counts.items())
+            + f" of {len(table)} learned trial(s), each chosen by a pilot on its split's validation images.")
+    compared = table["agrees"].dropna()
+    if not compared.empty:
+        text += (f" The hand-made arm best on validation after the whole budget was the pilot's choice in "
+                 f"{int(compared.sum())} of {len(compared)}.")
+    return text

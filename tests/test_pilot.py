@@ -1,0 +1,118 @@
+"""base_aug=auto: the pilot that chooses, on the split's validation images, the hand-made augmentation G stands on."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from raydaug.analysis.load import load
+from raydaug.analysis.report import write_report
+from raydaug.analysis.summary import trial_summary
+from raydaug.config import Config
+from raydaug.migrations import migrate
+from raydaug.presets import HAND_MADE
+from raydaug.train import Trainer, pilot, run_training
+from tests.helpers import comparable, tiny
+
+# four epochs, a pilot of two per hand-made augmentation, evaluated every epoch
+PILOTED = {"epochs": 4, "pilot_share": 0.5, "checkpoint_every": 2, "base_aug": "auto"}
+
+
+def _reports(trainer: Trainer) -> list[dict]:
+    reports = []
+    while not trainer.done:
+        reports.append(comparable({key: value for key, value in trainer.train_iteration().items()
+                                   if not key.startswith("time/")}))
+    return reports
+
+
+def test_auto_stands_g_on_the_pilots_choice_and_trains_exactly_as_that_choice():
+    """The pilot runs in the first iteration, picks the validation-best of all eight hand-made augmentations,
+    and puts the random state back: the run then trains bit for bit as one given base_aug=<choice>."""
+    auto = Trainer(tiny(**PILOTED))
+    assert auto.state.needs_pilot
+    reports = _reports(auto)
+    outcome = auto.state.pilot
+    assert set(outcome["acc_val"]) == set(HAND_MADE) and outcome["epochs"] == 2
+    best = max(outcome["acc_val"].values())
+    leaders = [name for name in HAND_MADE if outcome["acc_val"][name] == best]
+    assert outcome["choice"] == max(leaders, key=lambda name: outcome["acc_val_last"][name])
+    assert auto.take_pilot() is outcome and auto.take_pilot() is None  # logged once
+    explicit = Trainer(tiny(**{**PILOTED, "base_aug": outcome["choice"]}))
+    assert not explicit.state.needs_pilot
+    assert _reports(explicit) == reports
+
+
+def test_a_pilot_score_is_the_baseline_arms_best_validation_over_its_first_epochs():
+    """Each candidate's pilot score is what the hand-made arm aug=X on the same split measures over its first
+    pilot_share × epochs (the same seed, batches and evaluations): validation accuracy, not test."""
+    config = tiny(epochs=4, pilot_share=0.75, checkpoint_every=1, base_aug="auto")
+    reference = Trainer(config)
+    outcome = pilot(config, reference.splits, reference.device)
+    assert outcome["epochs"] == 3
+    for name in ("light", "trivial"):
+        arm = Trainer(config.replace(aug=name))
+        vals = [arm.train_iteration()["acc/val"] for _ in range(3)]
+        assert outcome["acc_val"][name] == max(vals) and outcome["acc_val_last"][name] == vals[-1]
+
+
+def test_a_restored_trial_keeps_its_pilot_and_runs_no_other(tmp_path):
+    """The pilot travels in the checkpoint: a resumed (or exploiting) auto trial stands G where the
+    checkpoint's did without a second pilot; a trial that names its base keeps its own."""
+    first = Trainer(tiny(**PILOTED))
+    first.train_iteration()
+    first.save(tmp_path / "state.pt")
+    resumed = Trainer(tiny(**PILOTED))
+    resumed.restore(tmp_path / "state.pt")
+    assert not resumed.state.needs_pilot and resumed.state.base_aug == first.state.base_aug
+    resumed.train_iteration()
+    assert resumed.take_pilot() is None
+    other = "none" if first.state.base_aug != "none" else "light"
+    named = Trainer(tiny(**{**PILOTED, "base_aug": other}))
+    named.restore(tmp_path / "state.pt")
+    assert named.state.base_aug == other
+
+
+def test_the_run_logs_its_pilot_and_the_report_sets_it_beside_the_full_budget_arms(tmp_path, capsys):
+    """`raydaug train` prints the pilot's choice and writes parquet/pilots; analyze compares the choice with
+    the hand-made arm that the whole budget, on the same split, found best on validation."""
+    run = tmp_path / "auto"
+    run_training(tiny(**PILOTED), run)
+    assert "base_aug=auto: pilot of 8 hand-made augmentations × 2 epochs" in capsys.readouterr().out
+    logged = load(str(run)).pilots
+    assert len(logged) == len(HAND_MADE) and logged["chosen"].sum() == 1
+    choice = logged.loc[logged["chosen"], "base_aug"].item()
+    for name in ("none", "light"):
+        run_training(tiny(**PILOTED, aug=name), tmp_path / "auto_baselines" / name)
+    # the two arms as one baselines run: a run folder holds many trials
+    baselines = tmp_path / "auto_baselines"
+    for name in ("none", "light"):
+        for part in (baselines / name / "parquet").rglob("*.parquet"):
+            target = baselines / part.relative_to(baselines / name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            part.rename(target)
+    _page, report = write_report(str(run), str(tmp_path / "report"))
+    table = pd.read_csv(tmp_path / "report" / "pilots.csv")
+    assert table["chosen"].tolist() == [choice]
+    arms = trial_summary(load(str(baselines)))
+    best_arm = arms.sort_values(["best_acc_val", "test_at_best"], ascending=False).iloc[0]
+    assert table["full_budget_val_best"].item() == best_arm["aug"]
+    assert table["agrees"].item() == (best_arm["aug"] == choice)
+    assert any("base_aug=auto" in section.title for section in report.sections)
+
+
+@pytest.mark.parametrize(("values", "base"), [
+    ({"dataset": "digits", "train_per_class": 10}, "trivial"),
+    ({"dataset": "digits", "train_per_class": 3}, "light"),
+    ({"dataset": "mnist5k", "train_per_class": 55}, "strong"),
+    ({"dataset": "cifar10", "train_per_class": 400}, "trivial"),
+    ({"dataset": "mnist5k", "train_per_class": 55, "base_aug": "none"}, "none"),
+    ({}, "trivial"),  # digits at 10 per class were the defaults then
+])
+def test_a_learned_run_of_config_version_2_reads_auto_as_the_rule_it_trained_with(values, base):
+    assert migrate({**values, "aug": "learned", "config_version": 2})["base_aug"] == base
+    assert Config.from_logged({**values, "config_version": 2}).base_aug == base
+
+
+def test_a_hand_made_arm_of_config_version_2_keeps_auto():
+    """Nothing stood on a hand-made arm's base_aug: it stays as logged, so old and new arms stay one variant."""
+    assert migrate({"aug": "strong", "base_aug": "auto", "config_version": 2})["base_aug"] == "auto"
