@@ -68,6 +68,12 @@ class FitResult:
     out: Path | None = None
     payload: dict[str, Any] = field(default_factory=dict, repr=False)  # the final checkpoint, in memory
 
+    @property
+    def base_aug(self) -> str:
+        """The hand-made augmentation G stood on: ``config.base_aug``, or with ``auto`` the pilot's choice."""
+        pilot = self.payload.get("pilot")
+        return pilot["choice"] if self.config.base_aug == "auto" and pilot else self.config.base_aug
+
     def export(self, path: str | Path) -> Path:
         """Write the best classifier (as ``raydaug export`` does) to ``path``."""
         from .export import export_payload

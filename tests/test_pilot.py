@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+import raydaug
 from raydaug.analysis.load import load
 from raydaug.analysis.report import write_report
 from raydaug.analysis.summary import trial_summary
@@ -98,6 +99,14 @@ def test_the_run_logs_its_pilot_and_the_report_sets_it_beside_the_full_budget_ar
     assert table["full_budget_val_best"].item() == best_arm["aug"]
     assert table["agrees"].item() == (best_arm["aug"] == choice)
     assert any("base_aug=auto" in section.title for section in report.sections)
+
+
+def test_fit_from_python_says_what_the_pilot_chose():
+    lines = []
+    result = raydaug.fit(tiny(**PILOTED), log=lines.append)
+    assert result.base_aug == result.payload["pilot"]["choice"] in HAND_MADE
+    assert any(line.startswith("base_aug=auto: pilot") and result.base_aug in line for line in lines)
+    assert raydaug.fit(tiny(**{**PILOTED, "epochs": 1, "base_aug": "none"}), log=None).base_aug == "none"
 
 
 @pytest.mark.parametrize(("values", "base"), [
