@@ -53,7 +53,7 @@ class Config:
     # augmentation and the training regime
     aug: str = "learned"
     base_aug: str = "auto"  # the hand-made augmentation under G (aug=learned only); auto: the pilot's choice
-    pilot_share: float = 0.25  # base_aug=auto: each hand-made augmentation trains C alone for this share of
+    pilot_share: float = 0.5  # base_aug=auto: each hand-made augmentation trains C alone for this share of
     # `epochs`; G stands on the one with the best validation accuracy (raydaug/train.py, pilot)
     joint: bool = True
     g_checkpoint: str = ""
