@@ -134,12 +134,14 @@ def test_a_logged_config_with_a_key_removed_since_loads_where_the_key_did_nothin
     """A checkpoint or schedule written while warp_bound, c_views and replay_every existed: at the values at
     which they did nothing it rebuilds today's Config; a warp it trained cannot be rebuilt, so it is refused
     by name. Typed input (``--set``) stays strict about removed keys."""
-    logged = {**Config(epochs=7).to_dict(), "warp_bound": 0, "c_views": 1, "replay_every": 10,
+    # (base_aug named: an unversioned auto reads as the rule it meant then, tests/test_pilot.py)
+    logged = {**Config(epochs=7, base_aug="trivial").to_dict(), "warp_bound": 0, "c_views": 1, "replay_every": 10,
               "preset": "mnist5k_small"}
     config = Config.from_logged(logged, device="cpu")
-    assert config == Config(epochs=7, device="cpu")  # the logged preset was already expanded: not re-applied
+    # the logged preset was already expanded: not re-applied
+    assert config == Config(epochs=7, base_aug="trivial", device="cpu")
     schedule = {"trial_id": "t", "initial_config": logged, "changes": []}
-    assert check_schedule(schedule)[0] == Config(epochs=7)  # an exported schedule replays
+    assert check_schedule(schedule)[0] == Config(epochs=7, base_aug="trivial")  # an exported schedule replays
     with pytest.raises(ConfigError, match=re.escape("warp_bound=0.25 (removed in config version 2")):
         Config.from_logged({**logged, "warp_bound": 0.25})
     with pytest.raises(ConfigError, match=re.escape("c_views=2 (removed in config version 2")):
