@@ -27,9 +27,10 @@ from raydaug.analysis.schedule import export_schedule, read_schedule, values_at,
 from raydaug.analysis.summary import trial_summary
 from raydaug.checkpoint import save_checkpoint
 from raydaug.cli import main
-from raydaug.config import MUTABLE_HPARAMS, Config
+from raydaug.config import CONFIG_VERSION, MUTABLE_HPARAMS, Config
 from raydaug.errors import ConfigError
 from raydaug.logging import parquet as P
+from raydaug.migrations import VERSION_KEY
 from tests.helpers import tiny
 
 METRIC_OF_HPARAM = {"alpha": "hp/alpha", "beta": "hp/beta", "gamma": "hp/gamma", "teacher_weight": "hp/teacher_weight",
@@ -45,7 +46,11 @@ def config(**values: Any) -> dict[str, Any]:
 
 def write_trial(run_dir: Path, trial_id: str, cfg: dict[str, Any], rows: list[dict[str, Any]],
                 start_time: float = T0, first_iteration: int = 1, part_rows: int = 1000, event: str = "start",
-                write_config: bool = True) -> None:
+                write_config: bool = True, version: int | None = CONFIG_VERSION) -> None:
+    """``cfg`` logged as today's runs log it, with its config version (``version=None``: as a run from before
+    config versions)."""
+    if version is not None:
+        cfg = {**cfg, VERSION_KEY: version}
     if write_config:
         trials = P.trials_writer(str(run_dir))
         trials.append({**P.trial_row(trial_id, event, first_iteration - 1, cfg), "timestamp": start_time})
@@ -485,7 +490,7 @@ def test_a_run_logged_before_a_key_existed_reads_with_its_legacy_value(tmp_path)
 
     old = config(aug="learned")
     del old["teacher_weight"], old["base_aug"], old["eval_ema"]
-    write_trial(tmp_path / "old", "o", old, curve(0.9, 0.9))
+    write_trial(tmp_path / "old", "o", old, curve(0.9, 0.9), version=None)
     run = analysis.load(str(tmp_path / "old"))
     logged = config_dicts(run)["o"]
     assert (logged["teacher_weight"], logged["base_aug"], logged["eval_ema"]) == (0.0, "none", False)

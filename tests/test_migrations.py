@@ -26,6 +26,7 @@ from raydaug.migrations import (
     legacy_defaults,
     migrate,
     removed_keys,
+    rule_base_aug,
 )
 from raydaug.schedule import check_schedule
 from raydaug.state import load_frozen_generator
@@ -46,6 +47,9 @@ def expected(label: str) -> dict:
     today = {**Config().to_dict(), **json.loads((OLD_RUNS / "f2a1183_unversioned" / "config.json").read_text())}
     if label in BEFORE_TEACHER:
         return {**today, **LEGACY_VALUES}
+    # base_aug=auto meant the rule of its time, not today's pilot: light under G on tiny digits
+    today = {**today, "base_aug": rule_base_aug(today["dataset"], today["train_per_class"])}
+    assert today["base_aug"] == "light"
     return {**today, "c_views": 2} if label == TRAINED_REMOVED else today
 
 
@@ -69,12 +73,14 @@ def test_v1_to_v2_drops_each_removed_key_at_its_inert_value_and_keeps_one_that_t
 
 # ---------------------------------------------------------------------- the chain
 def test_migrate_runs_the_steps_from_the_version_a_config_was_logged_at():
-    """Unversioned: both steps. Version 1: only the removal (a key it lacks is not given a legacy value).
-    Today's version: nothing. The version itself is not a config key."""
+    """Unversioned: every step. Version 1: the removal, then base_aug=auto (the default then, so also a key it
+    lacks) as the rule it meant (a learned run on digits at 10 per class: trivial); it is not given the legacy
+    values of version 0. Today's version: nothing. The version itself is not a config key."""
     assert len(MIGRATIONS) == CONFIG_VERSION
     assert migrate({"alpha": 0.2, "c_views": 1}) == {"alpha": 0.2, **LEGACY_VALUES}
     assert migrate({VERSION_KEY: 0, "alpha": 0.2}) == {"alpha": 0.2, **LEGACY_VALUES}
-    assert migrate({VERSION_KEY: 1, "alpha": 0.2, "c_views": 1}) == {"alpha": 0.2}
+    assert migrate({VERSION_KEY: 1, "alpha": 0.2, "c_views": 1}) == {"alpha": 0.2, "base_aug": "trivial"}
+    assert migrate({VERSION_KEY: 2, "alpha": 0.2, "aug": "light"}) == {"alpha": 0.2, "aug": "light"}
     assert migrate({VERSION_KEY: CONFIG_VERSION, "alpha": 0.2}) == {"alpha": 0.2}
     assert migrate({VERSION_KEY: CONFIG_VERSION, "alpha": 0.2, "c_views": 1}) == {"alpha": 0.2}  # never comes back
     assert migrate(Config().to_logged()) == Config().to_dict()
