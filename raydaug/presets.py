@@ -58,6 +58,13 @@ TABLE3_ROWS: dict[str, tuple[str, dict[str, Any]]] = {
 PRESETS.update({f"table3_{row}": values for row, (_, values) in TABLE3_ROWS.items()})
 # the hand-made baselines as presets, so one grid over `preset` can hold baselines and learned variants
 PRESETS.update({f"hand_{aug}": {"aug": aug} for aug in HAND_MADE})
+# the hand-made augmentations' magnitudes chosen on validation per dataset by the framework's own grid
+# (tune_configs/magnitudes.py: six tuning splits at the fair fight's sizes and budget; docs/study-log.md, "The
+# opponents' magnitudes"); a key not listed keeps the literature's default (raydaug/config.py). The fair fight
+# gives them to every arm, learned (its pilot and G's base) and hand-made; a user gets them with
+# --set preset=magnitudes_<dataset>
+MAGNITUDES: dict[str, dict[str, Any]] = {"digits": {"augmix_severity": 10, "elastic_alpha": 17.0}}
+PRESETS.update({f"magnitudes_{dataset}": dict(values) for dataset, values in MAGNITUDES.items()})
 # the paper's method alone: G on the raw images, no teacher, no mode-seeking term, unbounded transforms, no
 # discriminator augmentation (raydaug's defaults add the first three to keep G class-preserving and diverse)
 PRESETS["paper_method"] = {"aug": "learned", "base_aug": "none", "teacher_weight": 0.0, "div_weight": 0.0,

@@ -565,3 +565,20 @@ def test_the_resume_command_of_a_followup_stage_continues_through_its_first_stag
     assert f"--name {plan.name} " in command and command.endswith("--smoke --resume")
     assert "baselines" not in command
     assert resume_command(plan).startswith(f"raydaug tune {plan.config_path} --name {plan.name} ")
+
+
+def test_the_fair_fight_gives_every_arm_its_datasets_chosen_magnitudes():
+    """Both stages, learned (its pilot and G's base) and hand-made, train with the magnitudes chosen on
+    validation for the trial's dataset (raydaug.presets.MAGNITUDES) and the defaults elsewhere."""
+    from raydaug.config import Config
+    from raydaug.presets import MAGNITUDES
+    from raydaug.tune_configs import fair_fight
+
+    for stage in (fair_fight.experiment(), fair_fight.followup("")):
+        resolved = {}
+        for dataset in ("digits", "mnist5k"):
+            resolved[dataset] = {key: stage.search_space[key].func({"dataset": dataset})
+                                 for key in fair_fight.MAGNITUDE_KEYS}
+            assert resolved[dataset] == {key: MAGNITUDES.get(dataset, {}).get(key, getattr(Config(), key))
+                                         for key in fair_fight.MAGNITUDE_KEYS}
+        assert resolved["digits"] != resolved["mnist5k"]  # digits has magnitudes of its own

@@ -2,6 +2,9 @@
 light, strong, TrivialAugment, RandAugment, AutoAugment, AugMix, elastic distortion), on fresh splits that no
 choice was made on, with the same budget and checkpoint rule (best validation) for every arm.
 
+Every arm uses the hand-made magnitudes chosen on validation for its dataset by tune_configs/magnitudes.py
+(raydaug.presets.MAGNITUDES), on tuning splits that are not these.
+
 Protocol, fixed before the runs: digits (10 training / 30 validation images per class, 500 epochs) and mnist5k
 (MNIST-550: 55 / 50 per class, 16 px, small nets, 200 epochs), 12 paired split seeds each (100–111), every arm
 evaluated with the EMA of C every 5 epochs.
@@ -19,19 +22,34 @@ learned against RandAugment, the best hand-made there): σ_d ≈ 0.25, so 12 spl
 Cost: about 7 hours on 2 CPUs (1 CPU per trial); on one GPU at 0.25 GPU per trial several times less
 (``--gpus-per-trial 0.25``). ``--smoke``: both stages on tiny digits, one seed (method_study's smoke).
 """
+from ray import tune
+
 from raydaug.allowed import BASE_AUGS
+from raydaug.config import Config
 from raydaug.experiment import BASELINES_STAGE, Experiment
+from raydaug.presets import MAGNITUDES
 from raydaug.tune_configs.method_study import on_the_protocol
 
 SEEDS = list(range(100, 112))  # fresh: no choice of raydaug's was made on these splits
+MAGNITUDE_KEYS = ("randaugment_ops", "randaugment_magnitude", "augmix_severity", "elastic_alpha", "elastic_sigma")
+
+
+def _tuned(key: str):
+    default = getattr(Config(), key)
+    return tune.sample_from(lambda config: MAGNITUDES.get(config["dataset"], {}).get(key, default))
+
+
+# every arm, learned (its pilot, G's base) and hand-made, at the magnitudes chosen on validation for its dataset
+TUNED = {key: _tuned(key) for key in MAGNITUDE_KEYS}
 
 
 def experiment() -> Experiment:
     """The learned augmentation's defaults, evaluated with the EMA of C as every arm is."""
-    return on_the_protocol("fair_fight", {"aug": "learned", "eval_ema": True}, {}, seeds=SEEDS)
+    return on_the_protocol("fair_fight", {"aug": "learned", "eval_ema": True}, {}, seeds=SEEDS, per_dataset=TUNED)
 
 
 def followup(run_dir: str) -> Experiment:
-    """Every hand-made augmentation at its documented magnitudes (raydaug/config.py's defaults), on the same
-    splits and budgets."""
-    return on_the_protocol(BASELINES_STAGE, {"eval_ema": True}, {"aug": list(BASE_AUGS)}, seeds=SEEDS)
+    """Every hand-made augmentation at the magnitudes chosen on validation for its dataset
+    (raydaug.presets.MAGNITUDES, else raydaug/config.py's defaults), on the same splits and budgets."""
+    return on_the_protocol(BASELINES_STAGE, {"eval_ema": True}, {"aug": list(BASE_AUGS)}, seeds=SEEDS,
+                           per_dataset=TUNED)

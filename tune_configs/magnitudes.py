@@ -7,9 +7,9 @@ rule. ``--grid`` then adds each magnitude the grid tries, one augmentation at a 
     raydaug tune magnitudes --grid dataset=digits --name magnitudes_digits
     raydaug tune magnitudes --grid dataset=digits --grid aug=randaugment --grid randaugment_magnitude=5,13 \\
         --name magnitudes_digits_randaugment
-    raydaug tune magnitudes --grid dataset=digits --grid aug=augmix --grid augmix_severity=1,6 \\
+    raydaug tune magnitudes --grid dataset=digits --grid aug=augmix --grid augmix_severity=1,6,10 \\
         --name magnitudes_digits_augmix
-    raydaug tune magnitudes --grid dataset=digits --grid aug=elastic --grid elastic_alpha=17,68 \\
+    raydaug tune magnitudes --grid dataset=digits --grid aug=elastic --grid elastic_alpha=8,17,68 \\
         --name magnitudes_digits_elastic
     raydaug analyze runs/magnitudes_digits --pool runs/magnitudes_digits_randaugment \\
         --pool runs/magnitudes_digits_augmix --pool runs/magnitudes_digits_elastic

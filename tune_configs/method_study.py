@@ -14,6 +14,8 @@ whether each learned G stayed healthy).
 
 About 2 hours on 2 CPUs. ``--smoke``: the same two stages, one seed, tiny nets on digits.
 """
+from typing import Any
+
 from ray import tune
 
 from raydaug.allowed import BASE_AUGS
@@ -34,16 +36,18 @@ SMOKE = {**TINY_DIGITS, "epochs": 2, "checkpoint_every": 2, "seed": tune.grid_se
          "dataset": tune.grid_search(["digits"]), "train_per_class": 3, "val_per_class": 3}
 
 
-def on_the_protocol(name: str, base: dict, grid: dict[str, list], seeds: list[int] = SEEDS) -> Experiment:
+def on_the_protocol(name: str, base: dict, grid: dict[str, list], seeds: list[int] = SEEDS,
+                    per_dataset: dict[str, Any] | None = None) -> Experiment:
     """A FIFO grid on the study's splits and budgets: both datasets × ``grid`` (Config key → values) × the
     split ``seeds``, evaluated every 5 epochs, one CPU per trial (method_study's stages, diversity_study,
-    ema_study, fair_fight)."""
+    ema_study, fair_fight). ``per_dataset``: Config keys whose value follows the trial's dataset (Tune
+    ``sample_from`` domains)."""
     return Experiment(
         name=name,
         base={"eval_every": 5, **base},
         search_space={"dataset": tune.grid_search(list(PROTOCOL)),
                       **{key: tune.grid_search(values) for key, values in grid.items()},
-                      "seed": tune.grid_search(seeds), **SPLIT_AND_BUDGET},
+                      "seed": tune.grid_search(seeds), **SPLIT_AND_BUDGET, **(per_dataset or {})},
         scheduler="fifo",
         cpus_per_trial=1.0,
         smoke=dict(SMOKE),
