@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from raydaug.allowed import MAGNITUDE_KEYS
 from raydaug.analysis.load import PARTITION_KEY
 from raydaug.analysis.render import format_mean_std, percent
 from raydaug.analysis.scores import SCORES, is_joint_scored, mean_std
@@ -30,6 +31,15 @@ LEARNED = "learned"
 HAND_MADE_KEYS = ("aug", "image_size", "classifier", "batch_size", "epochs", "lr_c", "weight_decay_c", "eval_ema",
                   "teacher_decay", "randaugment_ops", "randaugment_magnitude", "augmix_severity", "elastic_alpha",
                   "elastic_sigma")
+
+
+def hand_made_keys(aug: str) -> tuple[str, ...]:
+    """The keys that tell two runs of hand-made augmentation ``aug`` apart: :data:`HAND_MADE_KEYS` without the
+    magnitudes of the other augmentations (an AugMix run does not read RandAugment's magnitude)."""
+    others = {key for name, keys in MAGNITUDE_KEYS.items() if name != aug for key in keys}
+    return tuple(key for key in HAND_MADE_KEYS if key not in others)
+
+
 BOOTSTRAP_RESAMPLES = 2000  # of the splits, for the 95 % intervals (fixed RNG seed: reproducible)
 SPLIT = ["dataset", "train_per_class", "aug", "variant", "seed", "replicate"]
 RANK_DECIMALS = 9  # accuracies are ratios of counts: closer than this is the order of a float sum, a tie

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from raydaug.analysis.comparison import HAND_MADE_KEYS, LEARNED
+from raydaug.analysis.comparison import LEARNED, hand_made_keys
 from raydaug.analysis.load import PARTITION_KEY, RunData, best_rows, config_dicts
 from raydaug.analysis.scores import missing
 from raydaug.config import MUTABLE_HPARAMS
@@ -52,7 +52,7 @@ def variant_labels(configs: dict[str, dict[str, Any]], mutated: set[str] = froze
     learned trials differ (``base_aug=trivial, teacher_weight=1``), ignoring seeds, splits, the keys a PBT
     scheduler ``mutated`` and the keys a search space sampled (:func:`sampled_keys`: a population's members
     start from sampled values of those, before any exploit is logged); for a hand-made one (any ``aug`` but
-    learned), the :data:`HAND_MADE_KEYS` in which the trials of that augmentation differ (``lr_c=0.002``); ""
+    learned), the keys of :func:`hand_made_keys` in which the trials of that augmentation differ (``lr_c=0.002``); ""
     when every trial of its kind is configured alike. Trials are compared within their dataset and
     training-set size (the comparison's groups): a budget that differs only between datasets names no
     variant."""
@@ -67,7 +67,7 @@ def variant_labels(configs: dict[str, dict[str, Any]], mutated: set[str] = froze
         if learned:
             candidates = {key for c in trials.values() for key in c} - NOT_A_VARIANT - sampled_keys(trials)
         else:
-            candidates = set(HAND_MADE_KEYS)
+            candidates = set(hand_made_keys(aug))
         keys = sorted(candidates - set(mutated))
         differing = [key for key in keys if len({_hashable(_value(c, key)) for c in trials.values()}) > 1]
         players = {t: _players(c) if learned else "" for t, c in trials.items()}

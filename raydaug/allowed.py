@@ -13,6 +13,9 @@ DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist", "svhn", "cifar10", "f
 USER_DATASETS = ("folder", "memory")
 BASE_AUGS = HAND_MADE  # the hand-made augmentations (raydaug/augment.py), each also the base under G
 AUGS = (*BASE_AUGS, "learned")
+# the config keys that set a hand-made augmentation's magnitude, by the augmentation that reads them
+MAGNITUDE_KEYS = {"randaugment": ("randaugment_ops", "randaugment_magnitude"), "augmix": ("augmix_severity",),
+                  "elastic": ("elastic_alpha", "elastic_sigma")}
 NET_FAMILIES = ("small", "badgan")
 TORCHVISION_PREFIX = "torchvision:"
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")

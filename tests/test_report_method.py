@@ -420,6 +420,17 @@ def test_a_budget_that_differs_only_between_datasets_names_no_variant():
                       "mnist5k_0.0": "teacher_weight=0", "mnist5k_1.0": "teacher_weight=1"}
 
 
+def test_a_hand_made_arm_is_named_by_its_own_magnitudes_only():
+    """The fair fight gives every arm its dataset's magnitudes: an AugMix run tuned beside an untuned one is
+    named by AugMix's severity, never by elastic's α, which it does not read."""
+    configs = {f"{aug}_{tuned}": Config.from_dict({"aug": aug, **({"augmix_severity": 10, "elastic_alpha": 17.0}
+                                                                  if tuned else {})}).to_dict()
+               for aug in ("augmix", "elastic", "light") for tuned in (False, True)}
+    assert variant_labels(configs) == {"augmix_False": "augmix_severity=3", "augmix_True": "augmix_severity=10",
+                                       "elastic_False": "elastic_alpha=34", "elastic_True": "elastic_alpha=17",
+                                       "light_False": "", "light_True": ""}
+
+
 # starting values of population members as a search space draws them (tune.loguniform: full-precision floats,
 # as the smoke run of mnist5k_pbt logged), every one different
 _DRAWS = np.random.default_rng(7)

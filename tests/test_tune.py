@@ -578,7 +578,7 @@ def test_the_fair_fight_gives_every_arm_its_datasets_chosen_magnitudes():
         resolved = {}
         for dataset in ("digits", "mnist5k"):
             resolved[dataset] = {key: stage.search_space[key].func({"dataset": dataset})
-                                 for key in fair_fight.MAGNITUDE_KEYS}
+                                 for key in fair_fight.MAGNITUDES_READ}
             assert resolved[dataset] == {key: MAGNITUDES.get(dataset, {}).get(key, getattr(Config(), key))
-                                         for key in fair_fight.MAGNITUDE_KEYS}
+                                         for key in fair_fight.MAGNITUDES_READ}
         assert resolved["digits"] != resolved["mnist5k"]  # digits has magnitudes of its own

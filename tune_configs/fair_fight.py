@@ -24,14 +24,14 @@ Cost: about 7 hours on 2 CPUs (1 CPU per trial); on one GPU at 0.25 GPU per tria
 """
 from ray import tune
 
-from raydaug.allowed import BASE_AUGS
+from raydaug.allowed import BASE_AUGS, MAGNITUDE_KEYS
 from raydaug.config import Config
 from raydaug.experiment import BASELINES_STAGE, Experiment
 from raydaug.presets import MAGNITUDES
 from raydaug.tune_configs.method_study import on_the_protocol
 
 SEEDS = list(range(100, 112))  # fresh: no choice of raydaug's was made on these splits
-MAGNITUDE_KEYS = ("randaugment_ops", "randaugment_magnitude", "augmix_severity", "elastic_alpha", "elastic_sigma")
+MAGNITUDES_READ = [key for keys in MAGNITUDE_KEYS.values() for key in keys]
 
 
 def _tuned(key: str):
@@ -40,7 +40,7 @@ def _tuned(key: str):
 
 
 # every arm, learned (its pilot, G's base) and hand-made, at the magnitudes chosen on validation for its dataset
-TUNED = {key: _tuned(key) for key in MAGNITUDE_KEYS}
+TUNED = {key: _tuned(key) for key in MAGNITUDES_READ}
 
 
 def experiment() -> Experiment:
