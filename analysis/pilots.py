@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from raydaug.allowed import MAGNITUDE_KEYS
 from raydaug.analysis.comparison import is_hand_made
-from raydaug.analysis.load import PARTITION_KEY, RunData
+from raydaug.analysis.load import PARTITION_KEY, RunData, config_dicts
+from raydaug.presets import HAND_MADE
 
 COLUMNS = [PARTITION_KEY, "dataset", "train_per_class", "seed", "pilot_epochs", "chosen", "chosen_acc_val",
            "runner_up", "runner_up_acc_val", "full_budget_val_best", "agrees", "chosen_full_acc_test",
@@ -22,7 +24,9 @@ def pilot_table(run: RunData, summary: pd.DataFrame) -> pd.DataFrame:
     if pilots is None or pilots.empty:
         return pd.DataFrame(columns=COLUMNS)
     trials = summary.set_index(PARTITION_KEY)
+    configs = config_dicts(run)
     hand_made = summary[summary["aug"].map(is_hand_made) & summary["best_acc_val"].notna()]
+    order = {name: rank for rank, name in enumerate(HAND_MADE)}
     rows = []
     for trial_id, group in pilots.groupby(pilots[PARTITION_KEY].astype(str), sort=True):
         if trial_id not in trials.index:
@@ -35,8 +39,13 @@ def pilot_table(run: RunData, summary: pd.DataFrame) -> pd.DataFrame:
         same_split = hand_made
         for key in SPLIT:
             same_split = same_split[same_split[key] == trial[key]]
-        best = same_split.sort_values(["best_acc_val", "test_at_best"], ascending=False, kind="stable")
-        by_aug = same_split.set_index("aug")["test_at_best"]
+        # the arms the pilot tried: each at the magnitudes the learned trial gave its pilot
+        same_split = same_split[[_same_magnitudes(configs.get(str(arm), {}), configs.get(trial_id, {}))
+                                 for arm in same_split[PARTITION_KEY]]]
+        # the full-budget choice by the pilot's rule, on validation alone (ties: the order of HAND_MADE)
+        best = same_split.assign(rank=same_split["aug"].map(order)).sort_values(
+            ["best_acc_val", "rank"], ascending=[False, True], kind="stable")
+        by_aug = best.drop_duplicates("aug").set_index("aug")["test_at_best"]
         rows.append({
             PARTITION_KEY: trial_id, "dataset": trial["dataset"], "train_per_class": trial["train_per_class"],
             "seed": trial["seed"], "pilot_epochs": int(chosen["epochs"]), "chosen": chosen["base_aug"],
@@ -49,6 +58,11 @@ def pilot_table(run: RunData, summary: pd.DataFrame) -> pd.DataFrame:
             "val_best_full_acc_test": best.iloc[0]["test_at_best"] if not best.empty else float("nan"),
         })
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _same_magnitudes(arm: dict, learned: dict) -> bool:
+    """Whether hand-made trial ``arm`` trained at the magnitudes a learned trial's pilot used for it."""
+    return all(arm.get(key) == learned.get(key) for key in MAGNITUDE_KEYS.get(arm.get("aug"), ()))
 
 
 def pilot_text(table: pd.DataFrame) -> str:

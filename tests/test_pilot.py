@@ -82,11 +82,14 @@ def test_the_run_logs_its_pilot_and_the_report_sets_it_beside_the_full_budget_ar
     logged = load(str(run)).pilots
     assert len(logged) == len(HAND_MADE) and logged["chosen"].sum() == 1
     choice = logged.loc[logged["chosen"], "base_aug"].item()
-    for name in ("none", "light"):
-        run_training(tiny(**PILOTED, aug=name), tmp_path / "auto_baselines" / name)
-    # the two arms as one baselines run: a run folder holds many trials
+    # the arms as one baselines run (a run folder holds many trials); AugMix also at a magnitude the pilot did
+    # not use, which must not count as the arm the pilot tried
+    arms = {"none": {}, "light": {}, "augmix": {}, "augmix10": {"augmix_severity": 10}}
+    for name, changes in arms.items():
+        run_training(tiny(**PILOTED, aug=name[:6] if name.startswith("augmix") else name, **changes),
+                     tmp_path / "auto_baselines" / name)
     baselines = tmp_path / "auto_baselines"
-    for name in ("none", "light"):
+    for name in arms:
         for part in (baselines / name / "parquet").rglob("*.parquet"):
             target = baselines / part.relative_to(baselines / name)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -94,10 +97,15 @@ def test_the_run_logs_its_pilot_and_the_report_sets_it_beside_the_full_budget_ar
     _page, report = write_report(str(run), str(tmp_path / "report"))
     table = pd.read_csv(tmp_path / "report" / "pilots.csv")
     assert table["chosen"].tolist() == [choice]
-    arms = trial_summary(load(str(baselines)))
-    best_arm = arms.sort_values(["best_acc_val", "test_at_best"], ascending=False).iloc[0]
+    tried = trial_summary(load(str(baselines)))
+    tried = tried[tried["trial_id"] != "augmix10"]
+    order = {name: rank for rank, name in enumerate(HAND_MADE)}
+    best_arm = tried.assign(rank=tried["aug"].map(order)).sort_values(
+        ["best_acc_val", "rank"], ascending=[False, True]).iloc[0]
     assert table["full_budget_val_best"].item() == best_arm["aug"]
     assert table["agrees"].item() == (best_arm["aug"] == choice)
+    if choice in set(tried["aug"]):
+        assert table["chosen_full_acc_test"].item() == tried.set_index("aug").loc[choice, "test_at_best"]
     assert any("base_aug=auto" in section.title for section in report.sections)
 
 
@@ -125,3 +133,31 @@ def test_a_learned_run_of_config_version_2_reads_auto_as_the_rule_it_trained_wit
 def test_a_hand_made_arm_of_config_version_2_keeps_auto():
     """Nothing stood on a hand-made arm's base_aug: it stays as logged, so old and new arms stay one variant."""
     assert migrate({"aug": "strong", "base_aug": "auto", "config_version": 2})["base_aug"] == "auto"
+
+
+def test_the_pilot_table_compares_with_the_arms_at_the_magnitudes_the_pilot_used(monkeypatch):
+    """A hand-made arm at other magnitudes than the learned trial gave its pilot (here AugMix at severity 10
+    beside the pilot's 3) is not the arm the pilot tried: neither the full-budget choice nor the chosen arm's
+    score."""
+    import raydaug.analysis.pilots as pilots
+    from raydaug.analysis.load import RunData
+
+    split = {"dataset": "digits", "train_per_class": 10, "seed": 1, "replicate": 0}
+    summary = pd.DataFrame([
+        {"trial_id": "L", "aug": "learned", "best_acc_val": 0.9, "test_at_best": 0.9, **split},
+        {"trial_id": "A3", "aug": "augmix", "best_acc_val": 0.90, "test_at_best": 0.91, **split},
+        {"trial_id": "A10", "aug": "augmix", "best_acc_val": 0.95, "test_at_best": 0.99, **split},
+        {"trial_id": "Li", "aug": "light", "best_acc_val": 0.92, "test_at_best": 0.93, **split},
+    ])
+    configs = {"L": {"aug": "learned", "augmix_severity": 3}, "A3": {"aug": "augmix", "augmix_severity": 3},
+               "A10": {"aug": "augmix", "augmix_severity": 10}, "Li": {"aug": "light", "augmix_severity": 3}}
+    monkeypatch.setattr(pilots, "config_dicts", lambda run: configs)
+    logged = pd.DataFrame([
+        {"trial_id": "L", "timestamp": 1.0, "training_iteration": 1, "base_aug": name, "epochs": 5,
+         "acc_val": score, "acc_val_last": score, "chosen": name == "augmix"}
+        for name, score in (("augmix", 0.9), ("light", 0.8))])
+    empty = pd.DataFrame()
+    table = pilots.pilot_table(RunData("run", empty, empty, empty, [], logged), summary)
+    row = table.iloc[0]
+    assert (row["chosen"], row["full_budget_val_best"], row["agrees"]) == ("augmix", "light", False)
+    assert (row["chosen_full_acc_test"], row["val_best_full_acc_test"]) == (0.91, 0.93)
