@@ -53,8 +53,9 @@ class Config:
     # augmentation and the training regime
     aug: str = "learned"
     base_aug: str = "auto"  # the hand-made augmentation under G (aug=learned only); auto: the pilot's choice
-    pilot_share: float = 0.5  # base_aug=auto: each hand-made augmentation trains C alone for this share of
-    # `epochs`; G stands on the one with the best validation accuracy (raydaug/train.py, pilot)
+    pilot_share: float = 1.0  # base_aug=auto: each hand-made augmentation trains C alone for this share of
+    # `epochs`; G stands on the one with the best validation accuracy (raydaug/train.py, pilot). At 1 the
+    # pilot's arms are the hand-made baselines themselves; shorter pilots favour the weak ones (study log)
     joint: bool = True
     g_checkpoint: str = ""
     # players (Table 3 ablation switches)
