@@ -108,7 +108,7 @@ def fit(config: Config | Mapping[str, Any] | None = None, *, images: Any = None,
         history, _skipped = read_metrics(str(Path(out).resolve()))
         return FitResult(config, history, dict(result["best"]),
                          tuple(payload["data"]["class_names"]), Path(out), payload)
-    trainer = Trainer(config, data=data)
+    trainer = Trainer(config, data=data, log=quiet)
     rows = []
     while not trainer.done:
         rows.append(trainer.train_iteration())

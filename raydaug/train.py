@@ -114,7 +114,8 @@ class Trainer:
     """Data + TrainState + per-window accumulators. One iteration = ``eval_every`` epochs + evaluation."""
 
     def __init__(self, config: Config, device: torch.device | None = None, splits: Splits | None = None,
-                 data: LabelledImages | None = None):
+                 data: LabelledImages | None = None, log: Callable[[str], None] | None = None):
+        self.log = log  # progress lines of a pilot (base_aug=auto), which can take as long as the run
         self.device = device or resolve_device(config.device)
         self.splits = splits if splits is not None else load_splits(config, self.device, data)
         if config.use_dd and config.aug == "learned" and config.joint and config.train_per_class < 2:
@@ -170,7 +171,7 @@ class Trainer:
 
     def train_epoch(self) -> None:
         if self.state.needs_pilot:
-            self.state.pilot = pilot(self.config, self.splits, self.device)
+            self.state.pilot = pilot(self.config, self.splits, self.device, self.log)
             self.new_pilot = self.state.pilot
         n, batch = len(self.splits.train), self.config.batch_size
         order = torch.randperm(n, device=self.device)
@@ -258,7 +259,8 @@ class Trainer:
         self.load_payload(load_checkpoint(checkpoint_file(str(path)), map_location=self.device), reseed)
 
 
-def pilot(config: Config, splits: Splits, device: torch.device) -> dict[str, Any]:
+def pilot(config: Config, splits: Splits, device: torch.device,
+          log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """``base_aug=auto``: train C alone with each hand-made augmentation for ``config.pilot_epochs`` on the
     split, evaluated as the run is (``eval_every``, ``eval_ema``), and choose the one with the best
     validation accuracy (ties: the later evaluation's accuracy, then the order of ``HAND_MADE``). Test
@@ -275,6 +277,9 @@ def pilot(config: Config, splits: Splits, device: torch.device) -> dict[str, Any
         while not trainer.done:
             last[name] = float(trainer.train_iteration()["acc/val"])
         best[name] = float(trainer.state.best["acc/val"])
+        if log is not None:
+            log(f"pilot {len(best)}/{len(HAND_MADE)}: C alone with {name} for {epochs} epochs, best acc/val "
+                f"{best[name]:.4f}")
     set_rng_state(saved)
     choice = max(HAND_MADE, key=lambda name: (best[name], last[name]))  # max keeps the first of equals
     return {"choice": choice, "epochs": epochs, "acc_val": best, "acc_val_last": last}
@@ -344,7 +349,7 @@ def run_training(config: Config, out_dir: str | os.PathLike, resume: bool = Fals
     ckpt = out / "checkpoints" / "state.pt"
     if resume and not ckpt.exists():
         raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
-    trainer = Trainer(config, data=data)
+    trainer = Trainer(config, data=data, log=log)
     trial_id = trial_id or out.resolve().name
     if resume:
         trainer.restore(ckpt)

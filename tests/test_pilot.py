@@ -78,7 +78,10 @@ def test_the_run_logs_its_pilot_and_the_report_sets_it_beside_the_full_budget_ar
     the hand-made arm that the whole budget, on the same split, found best on validation."""
     run = tmp_path / "auto"
     run_training(tiny(**PILOTED), run)
-    assert "base_aug=auto: pilot of 8 hand-made augmentations × 2 epochs" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "base_aug=auto: pilot of 8 hand-made augmentations × 2 epochs" in out
+    assert [line.split(":")[0] for line in out.splitlines() if line.startswith("pilot ")] == \
+        [f"pilot {k}/8" for k in range(1, 9)]  # progress while it runs
     logged = load(str(run)).pilots
     assert len(logged) == len(HAND_MADE) and logged["chosen"].sum() == 1
     choice = logged.loc[logged["chosen"], "base_aug"].item()

@@ -108,7 +108,7 @@ def train_trial(config: dict[str, Any], run_dir: str, data: LabelledImages | Non
     initial = trial_config(config, gpus)
     schedule = config.get(REPLAY_KEY)
     cfg = initial
-    trainer = Trainer(cfg, data=data)
+    trainer = Trainer(cfg, data=data, log=print)
     time_total = 0.0
     restored_sha, restored_path, donor = "", "", trial_id
     checkpoint = tune.get_checkpoint()
