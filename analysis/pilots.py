@@ -2,6 +2,7 @@
 trained the whole budget on the same split, where the run has them."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from raydaug.allowed import MAGNITUDE_KEYS
@@ -40,8 +41,9 @@ def pilot_table(run: RunData, summary: pd.DataFrame) -> pd.DataFrame:
         for key in SPLIT:
             same_split = same_split[same_split[key] == trial[key]]
         # the arms the pilot tried: each at the magnitudes the learned trial gave its pilot
-        same_split = same_split[[_same_magnitudes(configs.get(str(arm), {}), configs.get(trial_id, {}))
-                                 for arm in same_split[PARTITION_KEY]]]
+        tried = [_same_magnitudes(configs.get(str(arm), {}), configs.get(trial_id, {}))
+                 for arm in same_split[PARTITION_KEY]]
+        same_split = same_split.loc[np.asarray(tried, dtype=bool)]
         # the full-budget choice by the pilot's rule, on validation alone (ties: the order of HAND_MADE)
         best = same_split.assign(rank=same_split["aug"].map(order)).sort_values(
             ["best_acc_val", "rank"], ascending=[False, True], kind="stable")

@@ -164,3 +164,6 @@ def test_the_pilot_table_compares_with_the_arms_at_the_magnitudes_the_pilot_used
     row = table.iloc[0]
     assert (row["chosen"], row["full_budget_val_best"], row["agrees"]) == ("augmix", "light", False)
     assert (row["chosen_full_acc_test"], row["val_best_full_acc_test"]) == (0.91, 0.93)
+    # a run without hand-made arms on the split: the pilot alone
+    alone = pilots.pilot_table(RunData("run", empty, empty, empty, [], logged), summary.iloc[:1])
+    assert alone.iloc[0]["chosen"] == "augmix" and alone.iloc[0]["full_budget_val_best"] is None
