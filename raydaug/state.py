@@ -55,7 +55,7 @@ class TrainState:
         if self.config.base_aug != "auto":
             return self.config.base_aug
         if self.pilot is None:
-            raise RuntimeError("base_aug=auto: the pilot has not run (Trainer.train_iteration runs it)")
+            raise RuntimeError("base_aug=auto: the pilot has not run (Trainer.train_epoch runs it first)")
         return self.pilot["choice"]
 
     def parameters(self, name: str) -> list[nn.Parameter]:
