@@ -112,7 +112,7 @@ def fit(config: Config | Mapping[str, Any] | None = None, *, images: Any = None,
     rows = []
     while not trainer.done:
         rows.append(trainer.train_iteration())
-        log_pilot(trainer, None, "", quiet)
+        log_pilot(trainer)
         quiet(Progress(trainer.state.epoch, config.epochs, rows[-1]).line())
     payload = trainer.state_payload()
     return FitResult(config, pd.DataFrame(rows), dict(trainer.state.best), tuple(trainer.splits.class_names),

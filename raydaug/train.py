@@ -293,12 +293,14 @@ def pilot_line(outcome: dict[str, Any]) -> str:
             + ", ".join(f"{name} {score:.4f}" for name, score in scores) + ")")
 
 
-def log_pilot(trainer: Trainer, run_dir: str | None, trial_id: str, log: Callable[[str], None]) -> None:
-    """After an iteration: if it ran the pilot, say so in one line and (with ``run_dir``) write its rows."""
+def log_pilot(trainer: Trainer, run_dir: str | None = None, trial_id: str = "") -> None:
+    """After an iteration: if it ran the pilot, say so in one line (``trainer.log``) and, with ``run_dir``,
+    write its rows as ``trial_id``'s."""
     outcome = trainer.take_pilot()
     if outcome is None:
         return
-    log(pilot_line(outcome))
+    if trainer.log is not None:
+        trainer.log(pilot_line(outcome))
     if run_dir is not None:
         from .logging.parquet import write_pilot
 
@@ -371,7 +373,7 @@ def run_training(config: Config, out_dir: str | os.PathLike, resume: bool = Fals
             if stop_after_epochs is not None and trainer.state.epoch >= stop_after_epochs:
                 break
             last = trainer.train_iteration()
-            log_pilot(trainer, str(out), trial_id, log)
+            log_pilot(trainer, str(out), trial_id)
             writer.append(metrics_row(last, trainer.iteration, time.perf_counter() - started))
             board.scalars(last, trainer.state.epoch)
             if "g" in trainer.state.nets:

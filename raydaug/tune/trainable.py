@@ -140,7 +140,7 @@ def train_trial(config: dict[str, Any], run_dir: str, data: LabelledImages | Non
             metrics = trainer.train_iteration()
             time_total += time.perf_counter() - started
             iteration = trainer.iteration
-            log_pilot(trainer, run_dir, trial_id, print)
+            log_pilot(trainer, run_dir, trial_id)
             writer.append(metrics_row(metrics, iteration, time_total))
             result = dict(metrics)
             result["worker/pid"] = os.getpid()  # which actor ran this report (actor reuse is visible)
