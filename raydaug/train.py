@@ -34,7 +34,7 @@ from .state import (
     set_rng_state,
     state_dict,
 )
-from .steps import augmentation_health, evaluate, train_step
+from .steps import accuracy, augmentation_health, evaluate, train_step
 
 LOSS_PLAYERS = {"loss/dc": "DC", "loss/dd": "DD", "loss/g": "G", "loss/c": "C"}
 
@@ -187,10 +187,14 @@ class Trainer:
     def train_iteration(self) -> dict[str, Any]:
         """Train up to the next evaluation epoch, then evaluate; returns the metrics of docs/analysis.md.
         With ``base_aug=auto`` the first epoch runs the pilot first (:func:`pilot`)."""
+        self.train_to_evaluation()
+        return self.report()
+
+    def train_to_evaluation(self) -> None:
+        """Train up to the next evaluation epoch (``eval_every``, or the last epoch)."""
         target = min(self.config.epochs, (self.state.epoch // self.config.eval_every + 1) * self.config.eval_every)
         while self.state.epoch < target:
             self.train_epoch()
-        return self.report()
 
     def report(self) -> dict[str, Any]:
         acc = self.accumulator
@@ -263,9 +267,10 @@ def pilot(config: Config, splits: Splits, device: torch.device,
           log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """``base_aug=auto``: train C alone with each hand-made augmentation for ``config.pilot_epochs`` on the
     split, evaluated as the run is (``eval_every``, ``eval_ema``), and choose the one with the best
-    validation accuracy (ties: the later evaluation's accuracy, then the order of ``HAND_MADE``). Test
-    images play no part. The random state is put back afterwards, so the run then trains exactly as
-    with ``base_aug=<choice>``. Returns {"choice", "epochs", "acc_val": {name: best}, "acc_val_last": {…}}."""
+    validation accuracy (ties: the later evaluation's accuracy, then the order of ``HAND_MADE``). Only the
+    validation images are evaluated: training and test accuracy play no part. The random state is put back
+    afterwards, so the run then trains exactly as with ``base_aug=<choice>``.
+    Returns {"choice", "epochs", "acc_val": {name: best}, "acc_val_last": {…}}."""
     epochs = config.pilot_epochs
     saved = rng_state()
     best: dict[str, float] = {}
@@ -274,9 +279,11 @@ def pilot(config: Config, splits: Splits, device: torch.device,
         every = min(config.eval_every, epochs)
         trainer = Trainer(config.replace(aug=name, epochs=epochs, eval_every=every, checkpoint_every=every),
                           device, splits)
+        scores = []
         while not trainer.done:
-            last[name] = float(trainer.train_iteration()["acc/val"])
-        best[name] = float(trainer.state.best["acc/val"])
+            trainer.train_to_evaluation()
+            scores.append(accuracy(trainer.state, splits, splits.val.images, splits.val.labels))
+        best[name], last[name] = max(scores), scores[-1]
         if log is not None:
             log(f"pilot {len(best)}/{len(HAND_MADE)}: C alone with {name} for {epochs} epochs, best acc/val "
                 f"{best[name]:.4f}")

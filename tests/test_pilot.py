@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import torch
 
 import raydaug
 from raydaug.analysis.load import load
@@ -54,6 +55,26 @@ def test_a_pilot_score_is_the_baseline_arms_best_validation_over_its_first_epoch
         arm = Trainer(config.replace(aug=name))
         vals = [arm.train_iteration()["acc/val"] for _ in range(3)]
         assert outcome["acc_val"][name] == max(vals) and outcome["acc_val_last"][name] == vals[-1]
+
+
+def test_the_pilot_evaluates_only_the_validation_images(monkeypatch):
+    """Training and test accuracy play no part in the choice, so the pilot does not compute them."""
+    import raydaug.steps
+    import raydaug.train
+
+    config = tiny(epochs=2, pilot_share=1.0, checkpoint_every=1, base_aug="auto")
+    splits = Trainer(config).splits
+    real, evaluated = raydaug.steps.accuracy, []
+
+    def recording(state, splits, images, labels, **options):
+        evaluated.append(images)
+        return real(state, splits, images, labels, **options)
+
+    for module in (raydaug.steps, raydaug.train):  # where it is defined, and where the pilot calls it
+        monkeypatch.setattr(module, "accuracy", recording, raising=False)
+    pilot(config, splits, torch.device("cpu"))
+    assert len(evaluated) == 2 * len(HAND_MADE)  # each candidate, each of its two evaluations
+    assert all(images is splits.val.images for images in evaluated)
 
 
 def test_a_restored_trial_keeps_its_pilot_and_runs_no_other(tmp_path):
