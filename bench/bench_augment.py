@@ -1,7 +1,7 @@
 """The hand-made augmentations of ``raydaug.augment``: one call's time, and its share of a training step.
 
 Configurations: 16 px grey (digit-like) and 32 px colour (CIFAR-like) random batches of 64 and 25 images.
-Per configuration: ms per call (median) of today's per-image-loop TrivialAugmentWide
+Per configuration: ms per call (median) of a per-image-loop TrivialAugmentWide
 (torchvision's transform image by image, as raydaug did before) and of every batched
 augmentation; the speed-up of the batched trivial over the loop (goal ≥ 2×); the ms of one classifier step
 (``build_classifier('small', …)`` forward + backward + Adam on the batch); and, for batch 64, each
