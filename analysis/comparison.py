@@ -94,6 +94,18 @@ def _error_change(mean: float, best: float) -> float:
     return ((100.0 - mean) - best_error) / best_error if best_error > 0 else math.nan
 
 
+def _on_shared_splits(group: pd.DataFrame, best: pd.DataFrame, score: str) -> tuple[float, float]:
+    """Mean ``score`` (%) of ``group`` and of ``best`` over the splits both have (replicates of a split averaged
+    first), the point that :func:`paired_by_split`'s interval is around; over all of each one's trials where
+    they share no split."""
+    ours = group.dropna(subset=[score]).groupby("seed")[score].mean()
+    theirs = best.dropna(subset=[score]).groupby("seed")[score].mean()
+    shared = ours.index.intersection(theirs.index)
+    if len(shared):
+        return float(ours[shared].mean() * 100.0), float(theirs[shared].mean() * 100.0)
+    return mean_std(group[score])[0], mean_std(best[score])[0]
+
+
 def paired_by_split(group: pd.DataFrame, best: pd.DataFrame, score: str = "test_at_best") -> dict[str, Any]:
     """``group`` against the best hand-made augmentation's trials ``best`` on the splits both have (a split
     is a ``seed``; replicates of one split are averaged first).
@@ -137,8 +149,9 @@ def comparison(summary: pd.DataFrame) -> pd.DataFrame:
     (:func:`best_hand_made`, chosen on validation; which: ``best_hand_made`` and ``best_hand_made_variant``,
     among ``hand_made_candidates``). A row's ``trials`` are its results (:func:`one_result_per_split`: one
     learned trial per split) out of its ``members``; over them: acc/test mean ± std (%) and its test error's
-    relative change against the best hand-made augmentation (negative: less error), how many results had a
-    healthy G at their chosen checkpoint and how many collapsed; ``unfinished_trials`` counts the members
+    relative change against the best hand-made augmentation (negative: less error) on the splits both have
+    (:func:`_on_shared_splits`: a row that covers some splits is not set against the others), how many results
+    had a healthy G at their chosen checkpoint and how many collapsed; ``unfinished_trials`` counts the members
     that have not finished (their scores are of a shorter training). Beside the score, three views of how
     much it owes to the checkpoint choice: the mean best ``acc/val`` that chose it (``acc_val_mean``), the
     ``acc/test`` of the last report (``acc_test_last_*``) and its mean over the second half of training
@@ -152,7 +165,6 @@ def comparison(summary: pd.DataFrame) -> pd.DataFrame:
             continue
         best_aug, best_variant = best_hand_made(hand_made)
         best_trials = hand_made[(hand_made["aug"] == best_aug) & (hand_made["variant"] == best_variant)]
-        best_means = {suffix: mean_std(best_trials[score])[0] for suffix, score in SCORES.items()}
         candidates = len(hand_made.groupby(["aug", "variant"]))
         for (aug, variant), group in one_result_per_split(block).groupby(["aug", "variant"], sort=True):
             members = block[(block["aug"] == aug) & (block["variant"] == variant)]
@@ -164,7 +176,8 @@ def comparison(summary: pd.DataFrame) -> pd.DataFrame:
             for suffix, score in SCORES.items():
                 mean, std = mean_std(group[score])
                 row.update({f"acc_test{suffix}_mean": mean, f"acc_test{suffix}_std": std,
-                            f"error_change{suffix or '_vs_best_hand_made'}": _error_change(mean, best_means[suffix])})
+                            f"error_change{suffix or '_vs_best_hand_made'}": _error_change(
+                                *_on_shared_splits(group, best_trials, score))})
             row.update(paired_by_split(group, best_trials))
             is_learned = aug == LEARNED
             row.update({
