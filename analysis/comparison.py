@@ -94,15 +94,18 @@ def _error_change(mean: float, best: float) -> float:
     return ((100.0 - mean) - best_error) / best_error if best_error > 0 else math.nan
 
 
+def _split_means(trials: pd.DataFrame, score: str) -> pd.Series:
+    """Mean ``score`` (%) per split (``seed``), the replicates of a split averaged first."""
+    return trials.dropna(subset=[score]).groupby("seed")[score].mean() * 100.0
+
+
 def _on_shared_splits(group: pd.DataFrame, best: pd.DataFrame, score: str) -> tuple[float, float]:
-    """Mean ``score`` (%) of ``group`` and of ``best`` over the splits both have (replicates of a split averaged
-    first), the point that :func:`paired_by_split`'s interval is around; over all of each one's trials where
-    they share no split."""
-    ours = group.dropna(subset=[score]).groupby("seed")[score].mean()
-    theirs = best.dropna(subset=[score]).groupby("seed")[score].mean()
+    """Mean ``score`` (%) of ``group`` and of ``best`` over the splits both have, the point that
+    :func:`paired_by_split`'s interval is around; over all of each one's trials where they share no split."""
+    ours, theirs = _split_means(group, score), _split_means(best, score)
     shared = ours.index.intersection(theirs.index)
     if len(shared):
-        return float(ours[shared].mean() * 100.0), float(theirs[shared].mean() * 100.0)
+        return float(ours[shared].mean()), float(theirs[shared].mean())
     return mean_std(group[score])[0], mean_std(best[score])[0]
 
 
@@ -119,9 +122,8 @@ def paired_by_split(group: pd.DataFrame, best: pd.DataFrame, score: str = "test_
     together), 95 % percentile bootstrap intervals of it and of the relative test-error change (each
     resample's change from its mean errors). With fewer than two splits there is no interval (NaN)."""
     ours_trials = group.dropna(subset=[score])
-    ours = ours_trials.groupby("seed")[score].mean() * 100.0
+    ours, theirs = _split_means(group, score), _split_means(best, score)
     sound = ((ours_trials["aug"] != LEARNED) | ours_trials["healthy"].eq(True)).groupby(ours_trials["seed"]).all()
-    theirs = best.dropna(subset=[score]).groupby("seed")[score].mean() * 100.0
     splits = ours.index.intersection(theirs.index)
     ours_error, theirs_error = 100.0 - ours[splits].to_numpy(), 100.0 - theirs[splits].to_numpy()
     healthy = sound[splits].to_numpy(dtype=bool)

@@ -266,17 +266,16 @@ class Trainer:
 def pilot(config: Config, splits: Splits, device: torch.device,
           log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """``base_aug=auto``: train C alone with each hand-made augmentation for ``config.pilot_epochs`` on the
-    split, evaluated as the run is (``eval_every``, ``eval_ema``), and choose the one with the best
-    validation accuracy (ties: the later evaluation's accuracy, then the order of ``HAND_MADE``). Only the
-    validation images are evaluated: training and test accuracy play no part. The random state is put back
-    afterwards, so the run then trains exactly as with ``base_aug=<choice>``.
+    split, evaluated as the run is (``eval_every``, ``eval_ema``) on the validation images only, and choose the
+    one with the best validation accuracy (ties: the later evaluation's, then the order of ``HAND_MADE``). The
+    random state is put back afterwards, so the run then trains exactly as with ``base_aug=<choice>``.
     Returns {"choice", "epochs", "acc_val": {name: best}, "acc_val_last": {…}}."""
     epochs = config.pilot_epochs
     saved = rng_state()
     best: dict[str, float] = {}
     last: dict[str, float] = {}
+    every = min(config.eval_every, epochs)
     for name in HAND_MADE:
-        every = min(config.eval_every, epochs)
         trainer = Trainer(config.replace(aug=name, epochs=epochs, eval_every=every, checkpoint_every=every),
                           device, splits)
         scores = []
