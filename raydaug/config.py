@@ -56,6 +56,8 @@ class Config:
     pilot_share: float = 1.0  # base_aug=auto: each hand-made augmentation trains C alone for this share of
     # `epochs`; G stands on the one with the best validation accuracy (raydaug/train.py, pilot). At 1 the
     # pilot's arms are the hand-made baselines themselves; shorter pilots favour the weak ones (study log)
+    pilot_prior: str = "randaugment"  # base_aug=auto: G stands on this one unless the validation-best beats it
+    # by a paired test on the validation images (raydaug/pilot_choice.py); none: the validation-best alone
     joint: bool = True
     g_checkpoint: str = ""
     # players (Table 3 ablation switches)

@@ -82,8 +82,19 @@ def auto_by_rule(values: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
+def pilot_without_prior(values: Mapping[str, Any]) -> dict[str, Any]:
+    """v3 → v4. ``base_aug=auto``'s pilot stood G on the validation-best hand-made augmentation; since v4 it
+    keeps a prior arm unless the validation-best beats it by a paired test (``pilot_prior``). A learned trial
+    logged with ``auto`` before then had no prior, so ``pilot_prior=none`` is filled in; hand-made arms and
+    trials that named their base keep the default (nothing read it)."""
+    values = dict(values)
+    if values.get("aug", "learned") == "learned" and values.get("base_aug", "auto") == "auto":
+        values.setdefault("pilot_prior", "none")
+    return values
+
+
 MIGRATIONS: tuple[Callable[[Mapping[str, Any]], dict[str, Any]], ...] = (legacy_defaults, removed_keys,
-                                                                         auto_by_rule)
+                                                                         auto_by_rule, pilot_without_prior)
 
 
 def logged_version(values: Mapping[str, Any]) -> int:

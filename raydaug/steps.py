@@ -197,15 +197,19 @@ def train_step(state: TrainState, splits: Splits, raw: torch.Tensor, y: torch.Te
 
 
 @torch.inference_mode()
+def correct_predictions(state: TrainState, splits: Splits, images: torch.Tensor, labels: torch.Tensor,
+                        chunk: int = 1024) -> torch.Tensor:
+    """Per image, whether the evaluated classifier (the EMA of C with ``eval_ema``, else C itself) is right."""
+    with evaluating(state.teacher if state.config.eval_ema else state.nets["c"]) as c:
+        return torch.cat([c(splits.normalize(images[start:start + chunk])).argmax(dim=1)
+                          == labels[start:start + chunk] for start in range(0, images.shape[0], chunk)]
+                         or [torch.zeros(0, dtype=torch.bool, device=state.device)])
+
+
 def accuracy(state: TrainState, splits: Splits, images: torch.Tensor, labels: torch.Tensor,
              chunk: int = 1024) -> float:
     """Accuracy of the evaluated classifier: the EMA of C with ``eval_ema``, else C itself."""
-    correct = torch.zeros((), device=state.device)
-    with evaluating(state.teacher if state.config.eval_ema else state.nets["c"]) as c:
-        for start in range(0, images.shape[0], chunk):
-            logits = c(splits.normalize(images[start:start + chunk]))
-            correct += (logits.argmax(dim=1) == labels[start:start + chunk]).sum()
-    return float(correct) / max(1, images.shape[0])
+    return float(correct_predictions(state, splits, images, labels, chunk).sum()) / max(1, images.shape[0])
 
 
 # what each metric of augmentation_health measures (the analysis's health plots title their panels with it)

@@ -21,6 +21,7 @@ from .config import HPARAM_METRICS, Config
 from .data import Splits, load_splits
 from .errors import ConfigError, NonFiniteLossError
 from .images import LabelledImages
+from .pilot_choice import choose, pilot_line
 from .presets import HAND_MADE
 from .state import (
     TrainState,
@@ -34,7 +35,7 @@ from .state import (
     set_rng_state,
     state_dict,
 )
-from .steps import accuracy, augmentation_health, evaluate, train_step
+from .steps import augmentation_health, correct_predictions, evaluate, train_step
 
 LOSS_PLAYERS = {"loss/dc": "DC", "loss/dd": "DD", "loss/g": "G", "loss/c": "C"}
 
@@ -266,37 +267,31 @@ class Trainer:
 def pilot(config: Config, splits: Splits, device: torch.device,
           log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """``base_aug=auto``: train C alone with each hand-made augmentation for ``config.pilot_epochs`` on the
-    split, evaluated as the run is (``eval_every``, ``eval_ema``) on the validation images only, and choose the
-    one with the best validation accuracy (ties: the later evaluation's, then the order of ``HAND_MADE``). The
-    random state is put back afterwards, so the run then trains exactly as with ``base_aug=<choice>``.
-    Returns {"choice", "epochs", "acc_val": {name: best}, "acc_val_last": {…}}."""
+    split, evaluated as the run is (``eval_every``, ``eval_ema``) on the validation images only, and choose
+    by their validation accuracy and ``pilot_prior`` (raydaug/pilot_choice.py). The random state is put back
+    afterwards, so the run then trains exactly as with ``base_aug=<choice>``. Returns {"choice", "epochs",
+    "acc_val": {name: best}, "acc_val_last": {…}, "val_best", "prior", "z"}."""
     epochs = config.pilot_epochs
     saved = rng_state()
     best: dict[str, float] = {}
     last: dict[str, float] = {}
+    correct: dict[str, torch.Tensor] = {}  # per validation image, at the arm's best evaluation (the later of equals)
     every = min(config.eval_every, epochs)
     for name in HAND_MADE:
         trainer = Trainer(config.replace(aug=name, epochs=epochs, eval_every=every, checkpoint_every=every),
                           device, splits)
-        scores = []
         while not trainer.done:
             trainer.train_to_evaluation()
-            scores.append(accuracy(trainer.state, splits, splits.val.images, splits.val.labels))
-        best[name], last[name] = max(scores), scores[-1]
+            right = correct_predictions(trainer.state, splits, splits.val.images, splits.val.labels)
+            last[name] = float(right.sum()) / max(1, right.numel())
+            if last[name] >= best.get(name, -1.0):
+                best[name], correct[name] = last[name], right
         if log is not None:
             log(f"pilot {len(best)}/{len(HAND_MADE)}: C alone with {name} for {epochs} epochs, best acc/val "
                 f"{best[name]:.4f}")
     set_rng_state(saved)
-    choice = max(HAND_MADE, key=lambda name: (best[name], last[name]))  # max keeps the first of equals
-    return {"choice": choice, "epochs": epochs, "acc_val": best, "acc_val_last": last}
-
-
-def pilot_line(outcome: dict[str, Any]) -> str:
-    """One line saying what the pilot chose and why."""
-    scores = sorted(outcome["acc_val"].items(), key=lambda item: -item[1])
-    return (f"base_aug=auto: pilot of {len(scores)} hand-made augmentations × {outcome['epochs']} epochs on "
-            f"validation → G stands on {outcome['choice']} ("
-            + ", ".join(f"{name} {score:.4f}" for name, score in scores) + ")")
+    return {**choose(best, last, correct, HAND_MADE, config.pilot_prior), "epochs": epochs, "acc_val": best,
+            "acc_val_last": last}
 
 
 def log_pilot(trainer: Trainer, run_dir: str | None = None, trial_id: str = "") -> None:

@@ -11,6 +11,7 @@ from raydaug.analysis.report import write_report
 from raydaug.analysis.summary import trial_summary
 from raydaug.config import Config
 from raydaug.migrations import migrate
+from raydaug.pilot_choice import PRIOR_Z, choose, paired_z
 from raydaug.presets import HAND_MADE
 from raydaug.train import Trainer, pilot, run_training
 from tests.helpers import comparable, tiny
@@ -37,7 +38,9 @@ def test_auto_stands_g_on_the_pilots_choice_and_trains_exactly_as_that_choice():
     assert set(outcome["acc_val"]) == set(HAND_MADE) and outcome["epochs"] == 2
     best = max(outcome["acc_val"].values())
     leaders = [name for name in HAND_MADE if outcome["acc_val"][name] == best]
-    assert outcome["choice"] == max(leaders, key=lambda name: outcome["acc_val_last"][name])
+    assert outcome["val_best"] == max(leaders, key=lambda name: outcome["acc_val_last"][name])
+    assert outcome["prior"] == "randaugment"  # the default
+    assert outcome["choice"] == (outcome["val_best"] if outcome["z"] > PRIOR_Z else "randaugment")
     assert auto.take_pilot() is outcome and auto.take_pilot() is None  # logged once
     explicit = Trainer(tiny(**{**PILOTED, "base_aug": outcome["choice"]}))
     assert not explicit.state.needs_pilot
@@ -64,17 +67,38 @@ def test_the_pilot_evaluates_only_the_validation_images(monkeypatch):
 
     config = tiny(epochs=2, pilot_share=1.0, checkpoint_every=1, base_aug="auto")
     splits = Trainer(config).splits
-    real, evaluated = raydaug.steps.accuracy, []
+    real, evaluated = raydaug.steps.correct_predictions, []
 
-    def recording(state, splits, images, labels, **options):
+    def recording(state, splits, images, labels, *args, **options):
         evaluated.append(images)
-        return real(state, splits, images, labels, **options)
+        return real(state, splits, images, labels, *args, **options)
 
     for module in (raydaug.steps, raydaug.train):  # where it is defined, and where the pilot calls it
-        monkeypatch.setattr(module, "accuracy", recording, raising=False)
+        monkeypatch.setattr(module, "correct_predictions", recording, raising=False)
     pilot(config, splits, torch.device("cpu"))
     assert len(evaluated) == 2 * len(HAND_MADE)  # each candidate, each of its two evaluations
     assert all(images is splits.val.images for images in evaluated)
+
+
+def _right(count: int, wrong: set[int]) -> torch.Tensor:
+    return torch.tensor([index not in wrong for index in range(count)])
+
+
+def test_the_prior_stays_unless_the_validation_best_beats_it_by_the_paired_test():
+    """The validation-best replaces the prior only where McNemar's one-sided z on the images the two disagree
+    on passes 1.645: 6 won and 1 lost (z 1.89) does; 4 won and 1 lost (z 1.34) does not, though it is the
+    validation-best by one point; without a prior the validation-best is chosen whatever its margin."""
+    prior = _right(300, set(range(10)))
+    for won, chosen in ((6, "elastic"), (4, "randaugment")):
+        challenger = _right(300, set(range(won, 10)) | {299})
+        assert paired_z(challenger, prior) == pytest.approx((won - 1) / (won + 1) ** 0.5)
+        correct = {"elastic": challenger, "randaugment": prior, "none": _right(300, set(range(40)))}
+        best = {name: float(right.float().mean()) for name, right in correct.items()}
+        outcome = choose(best, best, correct, ["none", "randaugment", "elastic"], "randaugment")
+        assert (outcome["choice"], outcome["val_best"]) == (chosen, "elastic")
+        assert choose(best, best, correct, ["none", "randaugment", "elastic"], "none")["choice"] == "elastic"
+    # the prior itself validation-best: kept, with no test to run
+    assert choose({"a": 0.9, "b": 0.8}, {"a": 0.9, "b": 0.8}, {}, ["a", "b"], "a")["choice"] == "a"
 
 
 def test_a_restored_trial_keeps_its_pilot_and_runs_no_other(tmp_path):
@@ -152,6 +176,15 @@ def test_fit_from_python_says_what_the_pilot_chose():
 def test_a_learned_run_of_config_version_2_reads_auto_as_the_rule_it_trained_with(values, base):
     assert migrate({**values, "aug": "learned", "config_version": 2})["base_aug"] == base
     assert Config.from_logged({**values, "config_version": 2}).base_aug == base
+
+
+def test_a_learned_auto_run_of_config_version_3_had_no_prior():
+    """Up to config version 3 the pilot chose the validation-best: such a learned trial reads pilot_prior=none,
+    while a hand-made arm or a learned one that named its base keeps the default (nothing read it)."""
+    assert Config.from_logged({"aug": "learned", "config_version": 3}).pilot_prior == "none"
+    assert Config.from_logged({"aug": "learned", "config_version": 4}).pilot_prior == "randaugment"
+    for values in ({"aug": "strong"}, {"aug": "learned", "base_aug": "elastic"}):
+        assert Config.from_logged({**values, "config_version": 3}).pilot_prior == "randaugment"
 
 
 def test_a_hand_made_arm_of_config_version_2_keeps_auto():
