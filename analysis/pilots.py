@@ -11,16 +11,18 @@ from raydaug.analysis.load import PARTITION_KEY, RunData, config_dicts
 from raydaug.presets import HAND_MADE
 
 COLUMNS = [PARTITION_KEY, "dataset", "train_per_class", "seed", "pilot_epochs", "chosen", "chosen_acc_val",
-           "runner_up", "runner_up_acc_val", "full_budget_val_best", "agrees", "chosen_full_acc_test",
-           "val_best_full_acc_test"]
+           "runner_up", "runner_up_acc_val", "pilot_val_best", "z", "full_budget_val_best", "agrees",
+           "chosen_full_acc_test", "pilot_val_best_full_acc_test", "val_best_full_acc_test"]
 SPLIT = ["dataset", "train_per_class", "seed", "replicate"]
 
 
 def pilot_table(run: RunData, summary: pd.DataFrame) -> pd.DataFrame:
     """One row per learned trial that ran a pilot: what it chose with its pilot validation accuracy, the
-    runner-up, and where hand-made trials ran on the trial's split for the whole budget: the one of them
-    best on validation (``full_budget_val_best``), whether the pilot chose it (``agrees``), and the test
-    accuracy (at the best validation) that the chosen and the validation-best arm reached there."""
+    runner-up, the pilot's validation-best with its paired z over the prior (``pilot_prior``; the chosen one
+    without a prior and in runs before config version 4), and where hand-made trials ran on the trial's split
+    for the whole budget: the one of them best on validation (``full_budget_val_best``), whether the pilot
+    chose it (``agrees``), and the test accuracy (at the best validation) that the chosen, the pilot's
+    validation-best and the full-budget validation-best arm reached there."""
     pilots = run.pilots
     if pilots is None or pilots.empty:
         return pd.DataFrame(columns=COLUMNS)
@@ -35,6 +37,8 @@ def pilot_table(run: RunData, summary: pd.DataFrame) -> pd.DataFrame:
         latest = group[group["timestamp"] == group["timestamp"].max()]
         ranked = latest.sort_values(["acc_val", "acc_val_last"], ascending=False, kind="stable")
         chosen = ranked[ranked["chosen"]].iloc[0]
+        val_best = ranked[ranked["val_best"].fillna(False).astype(bool)] if "val_best" in ranked else ranked[:0]
+        val_best = val_best.iloc[0] if not val_best.empty else chosen
         others = ranked[~ranked["chosen"]]
         trial = trials.loc[trial_id]
         same_split = hand_made
@@ -54,9 +58,11 @@ def pilot_table(run: RunData, summary: pd.DataFrame) -> pd.DataFrame:
             "chosen_acc_val": chosen["acc_val"],
             "runner_up": others.iloc[0]["base_aug"] if not others.empty else None,
             "runner_up_acc_val": others.iloc[0]["acc_val"] if not others.empty else float("nan"),
+            "pilot_val_best": val_best["base_aug"], "z": val_best.get("z", float("nan")),
             "full_budget_val_best": best.iloc[0]["aug"] if not best.empty else None,
             "agrees": bool(best.iloc[0]["aug"] == chosen["base_aug"]) if not best.empty else None,
             "chosen_full_acc_test": by_aug.get(chosen["base_aug"], float("nan")),
+            "pilot_val_best_full_acc_test": by_aug.get(val_best["base_aug"], float("nan")),
             "val_best_full_acc_test": best.iloc[0]["test_at_best"] if not best.empty else float("nan"),
         })
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -72,6 +78,10 @@ def pilot_text(table: pd.DataFrame) -> str:
     counts = table["chosen"].value_counts()
     text = ("base_aug=auto stood G on " + ", ".join(f"{name} in {count}" for name, count in counts.items())
             + f" of {len(table)} learned trial(s), each chosen by a pilot on its split's validation images.")
+    kept = table[table["chosen"] != table["pilot_val_best"]]
+    if not kept.empty:
+        text += (f" The prior was kept over the pilot's validation-best in {len(kept)}, which the paired test did "
+                 "not find better.")
     compared = table["agrees"].dropna()
     if not compared.empty:
         text += (f" The hand-made arm best on validation after the whole budget was the pilot's choice in "

@@ -128,8 +128,9 @@ def test_the_run_logs_its_pilot_and_the_report_sets_it_beside_the_full_budget_ar
     assert [line.split(":")[0] for line in out.splitlines() if line.startswith("pilot ")] == \
         [f"pilot {k}/8" for k in range(1, 9)]  # progress while it runs
     logged = load(str(run)).pilots
-    assert len(logged) == len(HAND_MADE) and logged["chosen"].sum() == 1
+    assert len(logged) == len(HAND_MADE) and logged["chosen"].sum() == 1 and logged["val_best"].sum() == 1
     choice = logged.loc[logged["chosen"], "base_aug"].item()
+    assert logged["z"].notna().tolist() == logged["val_best"].tolist()  # z on the validation-best's row only
     # the arms as one baselines run (a run folder holds many trials); AugMix also at a magnitude the pilot did
     # not use, which must not count as the arm the pilot tried
     arms = {"none": {}, "light": {}, "augmix": {}, "augmix10": {"augmix_severity": 10}}
@@ -145,6 +146,7 @@ def test_the_run_logs_its_pilot_and_the_report_sets_it_beside_the_full_budget_ar
     _page, report = write_report(str(run), str(tmp_path / "report"))
     table = pd.read_csv(tmp_path / "report" / "pilots.csv")
     assert table["chosen"].tolist() == [choice]
+    assert table["pilot_val_best"].tolist() == logged.loc[logged["val_best"], "base_aug"].tolist()
     tried = trial_summary(load(str(baselines)))
     tried = tried[tried["trial_id"] != "augmix10"]
     order = {name: rank for rank, name in enumerate(HAND_MADE)}
@@ -218,6 +220,14 @@ def test_the_pilot_table_compares_with_the_arms_at_the_magnitudes_the_pilot_used
     row = table.iloc[0]
     assert (row["chosen"], row["full_budget_val_best"], row["agrees"]) == ("augmix", "light", False)
     assert (row["chosen_full_acc_test"], row["val_best_full_acc_test"]) == (0.91, 0.93)
+    assert row["pilot_val_best"] == "augmix"  # logged before config version 4: the chosen one
+    # a prior kept over the pilot's validation-best: both named, each with its full-budget test accuracy
+    prior_kept = logged.assign(chosen=logged["base_aug"] == "light", val_best=logged["base_aug"] == "augmix",
+                               z=[1.2, None])
+    row = pilots.pilot_table(RunData("run", empty, empty, empty, [], prior_kept), summary).iloc[0]
+    assert (row["chosen"], row["pilot_val_best"], row["z"]) == ("light", "augmix", 1.2)
+    assert (row["chosen_full_acc_test"], row["pilot_val_best_full_acc_test"]) == (0.93, 0.91)
+    assert "prior was kept" in pilots.pilot_text(pd.DataFrame([row]))
     # a run without hand-made arms on the split: the pilot alone
     alone = pilots.pilot_table(RunData("run", empty, empty, empty, [], logged), summary.iloc[:1])
     assert alone.iloc[0]["chosen"] == "augmix" and alone.iloc[0]["full_budget_val_best"] is None

@@ -45,6 +45,8 @@ PILOTS_SCHEMA = pa.schema([
     pa.field("trial_id", pa.string()), pa.field("timestamp", pa.float64()),
     pa.field("training_iteration", pa.int64()), pa.field("base_aug", pa.string()), pa.field("epochs", pa.int64()),
     pa.field("acc_val", pa.float64()), pa.field("acc_val_last", pa.float64()), pa.field("chosen", pa.bool_()),
+    # since config version 4: the pilot's validation-best, and on its row its paired z over pilot_prior
+    pa.field("val_best", pa.bool_()), pa.field("z", pa.float64()),
 ])
 PBT_EVENTS_SCHEMA = pa.schema([
     pa.field("timestamp", pa.float64()), pa.field("training_iteration", pa.int64()),
@@ -169,7 +171,9 @@ def write_pilot(run_dir: str, trial_id: str, iteration: int, outcome: dict[str, 
     stamp = time.time()
     writer.extend({"trial_id": trial_id, "timestamp": stamp, "training_iteration": iteration, "base_aug": name,
                    "epochs": outcome["epochs"], "acc_val": score, "acc_val_last": outcome["acc_val_last"][name],
-                   "chosen": name == outcome["choice"]} for name, score in outcome["acc_val"].items())
+                   "chosen": name == outcome["choice"], "val_best": name == outcome["val_best"],
+                   "z": outcome["z"] if name == outcome["val_best"] else None}
+                  for name, score in outcome["acc_val"].items())
     return writer.flush()
 
 
