@@ -221,6 +221,9 @@ def test_the_pilot_table_compares_with_the_arms_at_the_magnitudes_the_pilot_used
     assert (row["chosen"], row["full_budget_val_best"], row["agrees"]) == ("augmix", "light", False)
     assert (row["chosen_full_acc_test"], row["val_best_full_acc_test"]) == (0.91, 0.93)
     assert row["pilot_val_best"] == "augmix"  # logged before config version 4: the chosen one
+    # an old run read with today's schema: the new columns are there, all null
+    old = pilots.pilot_table(RunData("run", empty, empty, empty, [], logged.assign(val_best=None, z=None)), summary)
+    assert old.iloc[0]["pilot_val_best"] == "augmix"
     # a prior kept over the pilot's validation-best: both named, each with its full-budget test accuracy
     prior_kept = logged.assign(chosen=logged["base_aug"] == "light", val_best=logged["base_aug"] == "augmix",
                                z=[1.2, None])
