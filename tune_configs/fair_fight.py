@@ -17,9 +17,9 @@ the learned error change with its paired 95 % interval and the probability of im
 Sizing: with a paired spread σ_d of the per-split relative error change, n ≈ ((1.96 + 0.84)·σ_d / δ)² splits
 resolve a margin δ at 80 % power. Measured on digits at a fifth of the budget (the learned defaults against
 RandAugment, the best hand-made there): σ_d ≈ 0.28 on seeds 100–111 and 0.40 on fresh seeds 112–123, where
-G's base changed from split to split, and 0.19 on seeds 124–135, where the pilot's prior kept G on RandAugment
-on every split; so 12 splits resolve about δ ≈ 15–32 %, and a 10 % margin needs 27–120 (docs/study-log.md,
-"A prior for the pilot").
+G's base changed from split to split, and 0.20 on seeds 124–147, where the pilot's prior kept G on RandAugment
+on every split; so 12 splits resolve about δ ≈ 16–32 %, 24 splits about 11 %, and the 8 % margin measured on
+124–147 would need about 50 (docs/study-log.md, "A prior for the pilot").
 
 Cost: roughly 9 hours on 2 CPUs (1 CPU per trial; the learned trials' pilots train the hand-made arms again,
 about 2 hours of it); on one GPU at 0.25 GPU per trial several times less
