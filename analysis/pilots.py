@@ -30,6 +30,7 @@ def pilot_table(run: RunData, summary: pd.DataFrame) -> pd.DataFrame:
     configs = config_dicts(run)
     hand_made = summary[summary["aug"].map(is_hand_made) & summary["best_acc_val"].notna()]
     order = {name: rank for rank, name in enumerate(HAND_MADE)}
+    last_val = _last_validation(run.metrics)
     rows = []
     for trial_id, group in pilots.groupby(pilots[PARTITION_KEY].astype(str), sort=True):
         if trial_id not in trials.index:
@@ -48,9 +49,11 @@ def pilot_table(run: RunData, summary: pd.DataFrame) -> pd.DataFrame:
         tried = [_same_magnitudes(configs.get(str(arm), {}), configs.get(trial_id, {}))
                  for arm in same_split[PARTITION_KEY]]
         same_split = same_split.loc[np.asarray(tried, dtype=bool)]
-        # the full-budget choice by the pilot's rule, on validation alone (ties: the order of HAND_MADE)
-        best = same_split.assign(rank=same_split["aug"].map(order)).sort_values(
-            ["best_acc_val", "rank"], ascending=[False, True], kind="stable")
+        # the full-budget validation-best by the pilot's rule: the best acc/val, ties to the better last
+        # evaluation, then to the order of HAND_MADE
+        best = same_split.assign(rank=same_split["aug"].map(order),
+                                 last=same_split[PARTITION_KEY].astype(str).map(last_val)).sort_values(
+            ["best_acc_val", "last", "rank"], ascending=[False, False, True], kind="stable", na_position="last")
         by_aug = best.drop_duplicates("aug").set_index("aug")["test_at_best"]
         rows.append({
             PARTITION_KEY: trial_id, "dataset": trial["dataset"], "train_per_class": trial["train_per_class"],
@@ -66,6 +69,15 @@ def pilot_table(run: RunData, summary: pd.DataFrame) -> pd.DataFrame:
             "val_best_full_acc_test": best.iloc[0]["test_at_best"] if not best.empty else float("nan"),
         })
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _last_validation(metrics: pd.DataFrame) -> pd.Series:
+    """Per trial, its acc/val at its last evaluation (the pilot's tie-break)."""
+    if metrics.empty or "acc/val" not in metrics:
+        return pd.Series(dtype=float)
+    scored = metrics.dropna(subset=["acc/val"])
+    last = scored.groupby(PARTITION_KEY, observed=True).tail(1)
+    return pd.Series(last["acc/val"].to_numpy(), index=last[PARTITION_KEY].astype(str))
 
 
 def _same_magnitudes(arm: dict, learned: dict) -> bool:

@@ -147,11 +147,13 @@ def test_the_run_logs_its_pilot_and_the_report_sets_it_beside_the_full_budget_ar
     table = pd.read_csv(tmp_path / "report" / "pilots.csv")
     assert table["chosen"].tolist() == [choice]
     assert table["pilot_val_best"].tolist() == logged.loc[logged["val_best"], "base_aug"].tolist()
-    tried = trial_summary(load(str(baselines)))
+    arms_run = load(str(baselines))
+    tried = trial_summary(arms_run)
     tried = tried[tried["trial_id"] != "augmix10"]
     order = {name: rank for rank, name in enumerate(HAND_MADE)}
-    best_arm = tried.assign(rank=tried["aug"].map(order)).sort_values(
-        ["best_acc_val", "rank"], ascending=[False, True]).iloc[0]
+    last = arms_run.metrics.groupby("trial_id", observed=True)["acc/val"].last().rename(index=str)
+    best_arm = tried.assign(rank=tried["aug"].map(order), last=tried["trial_id"].astype(str).map(last)).sort_values(
+        ["best_acc_val", "last", "rank"], ascending=[False, False, True]).iloc[0]
     assert table["full_budget_val_best"].item() == best_arm["aug"]
     assert table["agrees"].item() == (best_arm["aug"] == choice)
     if choice in set(tried["aug"]):
@@ -231,6 +233,16 @@ def test_the_pilot_table_compares_with_the_arms_at_the_magnitudes_the_pilot_used
     assert (row["chosen"], row["pilot_val_best"], row["z"]) == ("light", "augmix", 1.2)
     assert (row["chosen_full_acc_test"], row["pilot_val_best_full_acc_test"]) == (0.93, 0.91)
     assert "prior was kept" in pilots.pilot_text(pd.DataFrame([row]))
+    # two arms level on their best validation: the full-budget validation-best is the one with the better
+    # last evaluation, as the pilot breaks the tie (not the earlier in HAND_MADE's order)
+    level = summary.assign(best_acc_val=[0.9, 0.90, 0.95, 0.95])  # A10 (augmix) and Li (light) tie at 0.95
+    metrics = pd.DataFrame({"trial_id": ["A10", "Li"], "training_iteration": [4, 4], "acc/val": [0.94, 0.92]})
+    row = pilots.pilot_table(RunData("run", metrics, empty, empty, [], logged), level).iloc[0]
+    assert row["full_budget_val_best"] == "light"  # A10 is not the arm the pilot tried (severity 10)
+    configs["A10"]["augmix_severity"] = 3
+    row = pilots.pilot_table(RunData("run", metrics, empty, empty, [], logged), level).iloc[0]
+    assert row["full_budget_val_best"] == "augmix"  # light comes first in HAND_MADE; augmix's last is better
+    configs["A10"]["augmix_severity"] = 10
     # a run without hand-made arms on the split: the pilot alone
     alone = pilots.pilot_table(RunData("run", empty, empty, empty, [], logged), summary.iloc[:1])
     assert alone.iloc[0]["chosen"] == "augmix" and alone.iloc[0]["full_budget_val_best"] is None
