@@ -31,7 +31,8 @@ DATASET_TRAIN_LIMIT = {"digits": 174, "mnist5k": 500, "mnist": 5421, "fashion_mn
 EMBEDDED_DATASETS = ("digits", "mnist5k")
 
 ALLOWED_VALUES = {"dataset": DATASETS, "aug": AUGS, "base_aug": ("auto", *BASE_AUGS), "disc": NET_FAMILIES,
-                  "device": DEVICES, "gadv_form": GADV_FORMS, "pilot_prior": ("none", *BASE_AUGS)}
+                  "device": DEVICES, "gadv_form": GADV_FORMS,
+                  "pilot_prior": BASE_AUGS}  # none: no prior (the arm without augmentation is never one)
 # every number's allowed interval (an int is finite; so must a float be)
 INTERVALS = {"≥ 1": lambda v: v >= 1, "≥ 0": lambda v: v >= 0, "> 0": lambda v: v > 0,
               "in [0, 1)": lambda v: 0 <= v < 1, "in [0, 1]": lambda v: 0 <= v <= 1,

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-NO_PRIOR = "none"  # pilot_prior=none: the validation-best, whatever its margin
+NO_PRIOR = "none"  # pilot_prior=none: no prior (the arm without augmentation never is one), the validation-best
 PRIOR_Z = 1.645  # the one-sided 5 % point of the standard normal
 
 
