@@ -143,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="run the first stage only, not the tune_config's follow-up stage (e.g. a variant "
                            "compared with another run's baselines: raydaug analyze RUN --baselines OTHER)")
     tune.add_argument("--name", help="experiment name (default: the tune_config's)")
+    tune.add_argument("--pilot-store", metavar="RUN_DIR",
+                      help="base_aug=auto: read the pilot's arms from this run's hand-made trials (and add the "
+                           "arms trained here) instead of training them again, e.g. RUN_baselines of an earlier "
+                           "command (default: this command's RUN_DIR)")
     tune.add_argument("--storage", help="results root: a local path or a pyarrow URI such as s3://bucket/x")
     tune.add_argument("--address", help="connect to a running Ray cluster: 'auto' or HOST:PORT")
     tune.add_argument("--num-samples", type=int, help="population size / samples per grid point")

@@ -196,14 +196,21 @@ def train_step(state: TrainState, splits: Splits, raw: torch.Tensor, y: torch.Te
     return metrics
 
 
-@torch.inference_mode()
 def correct_predictions(state: TrainState, splits: Splits, images: torch.Tensor, labels: torch.Tensor,
                         chunk: int = 1024) -> torch.Tensor:
     """Per image, whether the evaluated classifier (the EMA of C with ``eval_ema``, else C itself) is right."""
-    with evaluating(state.teacher if state.config.eval_ema else state.nets["c"]) as c:
+    return classifier_correct(state.teacher if state.config.eval_ema else state.nets["c"], splits, images, labels,
+                              chunk)
+
+
+@torch.inference_mode()
+def classifier_correct(classifier: nn.Module, splits: Splits, images: torch.Tensor, labels: torch.Tensor,
+                       chunk: int = 1024) -> torch.Tensor:
+    """Per image, whether ``classifier`` (in eval mode for the call) is right."""
+    with evaluating(classifier) as c:
         return torch.cat([c(splits.normalize(images[start:start + chunk])).argmax(dim=1)
                           == labels[start:start + chunk] for start in range(0, images.shape[0], chunk)]
-                         or [torch.zeros(0, dtype=torch.bool, device=state.device)])
+                         or [torch.zeros(0, dtype=torch.bool, device=images.device)])
 
 
 def accuracy(state: TrainState, splits: Splits, images: torch.Tensor, labels: torch.Tensor,

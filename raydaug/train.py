@@ -21,6 +21,7 @@ from .config import HPARAM_METRICS, Config
 from .data import Splits, load_splits
 from .errors import ConfigError, NonFiniteLossError
 from .images import LabelledImages
+from .pilot_arms import arm_config, arm_key, read_arms, save_arms
 from .pilot_choice import choose, pilot_line
 from .presets import HAND_MADE
 from .state import (
@@ -115,8 +116,10 @@ class Trainer:
     """Data + TrainState + per-window accumulators. One iteration = ``eval_every`` epochs + evaluation."""
 
     def __init__(self, config: Config, device: torch.device | None = None, splits: Splits | None = None,
-                 data: LabelledImages | None = None, log: Callable[[str], None] | None = None):
+                 data: LabelledImages | None = None, log: Callable[[str], None] | None = None,
+                 pilot_store: str | None = None):
         self.log = log  # progress lines of a pilot (base_aug=auto), which can take as long as the run
+        self.pilot_store = pilot_store  # a run folder whose records of the pilot's arms it reads and adds to
         self.device = device or resolve_device(config.device)
         self.splits = splits if splits is not None else load_splits(config, self.device, data)
         if config.use_dd and config.aug == "learned" and config.joint and config.train_per_class < 2:
@@ -172,7 +175,7 @@ class Trainer:
 
     def train_epoch(self) -> None:
         if self.state.needs_pilot:
-            self.state.pilot = pilot(self.config, self.splits, self.device, self.log)
+            self.state.pilot = pilot(self.config, self.splits, self.device, self.log, self.pilot_store)
             self.new_pilot = self.state.pilot
         n, batch = len(self.splits.train), self.config.batch_size
         order = torch.randperm(n, device=self.device)
@@ -264,34 +267,51 @@ class Trainer:
         self.load_payload(load_checkpoint(checkpoint_file(str(path)), map_location=self.device), reseed)
 
 
-def pilot(config: Config, splits: Splits, device: torch.device,
-          log: Callable[[str], None] | None = None) -> dict[str, Any]:
+def pilot(config: Config, splits: Splits, device: torch.device, log: Callable[[str], None] | None = None,
+          store: str | None = None) -> dict[str, Any]:
     """``base_aug=auto``: train C alone with each hand-made augmentation for ``config.pilot_epochs`` on the
-    split, evaluated as the run is (``eval_every``, ``eval_ema``) on the validation images only, and choose
-    by their validation accuracy and ``pilot_prior`` (raydaug/pilot_choice.py). The random state is put back
-    afterwards, so the run then trains exactly as with ``base_aug=<choice>``. Returns {"choice", "epochs",
-    "acc_val": {name: best}, "acc_val_last": {…}, "val_best", "prior", "z"}."""
-    epochs = config.pilot_epochs
+    split, evaluated as the run is (``eval_every``, ``eval_ema``), and choose by the arms' validation scores
+    and ``pilot_prior`` (raydaug/pilot_choice.py). An arm that ``store`` (a run folder) holds a record of is
+    read, not trained (raydaug/pilot_arms.py); the arms trained here are added to it. The random state is put
+    back afterwards, so the run then trains exactly as with ``base_aug=<choice>``. Returns {"choice",
+    "epochs", "acc_val": {name: best}, "acc_val_last": {…}, "val_best", "prior", "z", "reused": count}."""
     saved = rng_state()
-    best: dict[str, float] = {}
-    last: dict[str, float] = {}
-    correct: dict[str, torch.Tensor] = {}  # per validation image, at the arm's best evaluation (the later of equals)
-    every = min(config.eval_every, epochs)
+    known = read_arms(store) if store else {}
+    records: dict[str, dict[str, Any]] = {}
+    trained: list[tuple[str, str, int, dict[str, Any]]] = []
     for name in HAND_MADE:
-        trainer = Trainer(config.replace(aug=name, epochs=epochs, eval_every=every, checkpoint_every=every),
-                          device, splits)
-        while not trainer.done:
-            trainer.train_to_evaluation()
-            right = correct_predictions(trainer.state, splits, splits.val.images, splits.val.labels)
-            last[name] = float(right.sum()) / max(1, right.numel())
-            if last[name] >= best.get(name, -1.0):
-                best[name], correct[name] = last[name], right
+        arm = arm_config(config, name)
+        key = arm_key(arm, device)
+        if key in known:
+            records[name], how = known[key], "read from the hand-made trials"
+        else:
+            records[name], how = _train_arm(arm, splits, device), f"trained for {arm.epochs} epochs"
+            trained.append((key, name, arm.epochs, records[name]))
         if log is not None:
-            log(f"pilot {len(best)}/{len(HAND_MADE)}: C alone with {name} for {epochs} epochs, best acc/val "
-                f"{best[name]:.4f}")
+            log(f"pilot {len(records)}/{len(HAND_MADE)}: C alone with {name}, {how}, best acc/val "
+                f"{records[name]['acc_val']:.4f}")
     set_rng_state(saved)
-    return {**choose(best, last, correct, HAND_MADE, config.pilot_prior), "epochs": epochs, "acc_val": best,
-            "acc_val_last": last}
+    if store and trained:
+        save_arms(store, trained)
+    best = {name: record["acc_val"] for name, record in records.items()}
+    last = {name: record["acc_val_last"] for name, record in records.items()}
+    correct = {name: record["correct"] for name, record in records.items()}
+    return {**choose(best, last, correct, HAND_MADE, config.pilot_prior), "epochs": config.pilot_epochs,
+            "acc_val": best, "acc_val_last": last, "reused": len(records) - len(trained)}
+
+
+def _train_arm(arm: Config, splits: Splits, device: torch.device) -> dict[str, Any]:
+    """A pilot's arm trained here, evaluated on the validation images only: the record (raydaug/pilot_arms.py)
+    that a hand-made trial with this config ends with (the best evaluation the first of equals)."""
+    trainer = Trainer(arm, device, splits)
+    record: dict[str, Any] = {"acc_val": -1.0}
+    while not trainer.done:
+        trainer.train_to_evaluation()
+        right = correct_predictions(trainer.state, splits, splits.val.images, splits.val.labels)
+        record["acc_val_last"] = float(right.sum()) / max(1, right.numel())
+        if record["acc_val_last"] > record["acc_val"]:
+            record.update(acc_val=record["acc_val_last"], correct=right.cpu())
+    return record
 
 
 def log_pilot(trainer: Trainer, run_dir: str | None = None, trial_id: str = "") -> None:

@@ -48,6 +48,12 @@ PILOTS_SCHEMA = pa.schema([
     # since config version 4: the pilot's validation-best, and on its row its paired z over pilot_prior
     pa.field("val_best", pa.bool_()), pa.field("z", pa.float64()),
 ])
+# the pilot's arms (raydaug/pilot_arms.py): one row per hand-made training, keyed by what it trained
+PILOT_ARMS_SCHEMA = pa.schema([
+    pa.field("key", pa.string()), pa.field("aug", pa.string()), pa.field("epochs", pa.int64()),
+    pa.field("acc_val", pa.float64()), pa.field("acc_val_last", pa.float64()),
+    pa.field("correct", pa.list_(pa.bool_())), pa.field("timestamp", pa.float64()),
+])
 PBT_EVENTS_SCHEMA = pa.schema([
     pa.field("timestamp", pa.float64()), pa.field("training_iteration", pa.int64()),
     pa.field("src_trial", pa.string()), pa.field("dst_trial", pa.string()),
@@ -174,6 +180,17 @@ def write_pilot(run_dir: str, trial_id: str, iteration: int, outcome: dict[str, 
                    "chosen": name == outcome["choice"], "val_best": name == outcome["val_best"],
                    "z": outcome["z"] if name == outcome["val_best"] else None}
                   for name, score in outcome["acc_val"].items())
+    return writer.flush()
+
+
+def write_arm_records(store: str, records: Iterable[tuple[str, str, int, dict[str, Any]]]) -> str | None:
+    """(key, aug, epochs, record) of finished hand-made trainings (raydaug/pilot_arms.py) as rows of the
+    store's ``parquet/pilot_arms``, written now."""
+    writer = PartWriter(store, "parquet/pilot_arms", PILOT_ARMS_SCHEMA)
+    stamp = time.time()
+    writer.extend({"key": key, "aug": aug, "epochs": epochs, "acc_val": record["acc_val"],
+                   "acc_val_last": record["acc_val_last"], "correct": record["correct"].tolist(), "timestamp": stamp}
+                  for key, aug, epochs, record in records)
     return writer.flush()
 
 

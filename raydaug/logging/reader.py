@@ -10,6 +10,8 @@ the summary that ``raydaug tune`` prints both read through here.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -17,12 +19,13 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from .parquet import METRICS_SCHEMA, resolve
+from .parquet import METRICS_SCHEMA, PILOT_ARMS_SCHEMA, resolve
 
 METRICS_DIR = "parquet/metrics"
 TRIALS_DIR = "parquet/trials"
 EVENTS_DIR = "parquet/pbt_events"
 PILOTS_DIR = "parquet/pilots"
+PILOT_ARMS_DIR = "parquet/pilot_arms"
 PARTITION_KEY = "trial_id"
 # trial_id is read as a dictionary column (a pandas Categorical): one string per trial, not per row.
 PARTITION_FIELD = pa.field(PARTITION_KEY, pa.dictionary(pa.int32(), pa.string()))
@@ -33,6 +36,7 @@ REQUIRED_COLUMNS = {
     TRIALS_DIR: ("trial_id", "config_json"),
     EVENTS_DIR: ("training_iteration", "dst_trial", "key"),
     PILOTS_DIR: ("trial_id", "base_aug", "acc_val"),
+    PILOT_ARMS_DIR: ("key", "acc_val", "correct"),
 }
 
 
@@ -165,3 +169,13 @@ def read_metrics(run_dir: str) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     filesystem, root = resolve(run_dir)
     skipped: list[tuple[str, str]] = []
     return latest_rows(read_table(filesystem, root, METRICS_DIR, METRICS_READ_SCHEMA, skipped)), skipped
+
+
+def read_arm_records(store: str) -> dict[str, dict[str, Any]]:
+    """The pilot's arms that ``store`` (a run folder or URI) holds: {key: {"acc_val", "acc_val_last",
+    "correct" (a list of bools)}} (raydaug/pilot_arms.py); empty when it holds none. Unreadable parts are skipped."""
+    filesystem, root = resolve(store)
+    table = read_table(filesystem, root, PILOT_ARMS_DIR, PILOT_ARMS_SCHEMA, [])
+    return {row["key"]: {"acc_val": row["acc_val"], "acc_val_last": row["acc_val_last"],
+                         "correct": row["correct"]}
+            for row in table.to_pylist()}

@@ -23,6 +23,7 @@ class TuneOptions:
     gpus_per_trial: float | None = None
     max_failures: int | None = None
     resume: bool = False
+    pilot_store: str | None = None          # --pilot-store: where the pilot's arm records are read and added
 
     def __post_init__(self) -> None:
         # a list given by a caller would make the options unhashable and mutable behind the frozen front
@@ -35,7 +36,8 @@ class TuneOptions:
         return cls(config=args.config, sets=tuple(args.set), grids=tuple(args.grid), smoke=args.smoke,
                    no_followup=args.no_followup, name=args.name, storage=args.storage, address=args.address,
                    num_samples=args.num_samples, cpus_per_trial=args.cpus_per_trial,
-                   gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures, resume=args.resume)
+                   gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures, resume=args.resume,
+                   pilot_store=args.pilot_store)
 
 
 def _strings(values: Sequence[str], name: str) -> tuple[str, ...]:

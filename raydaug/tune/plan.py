@@ -59,6 +59,14 @@ class TunePlan:
     data: LabelledImages | None = None        # images from Python (dataset=memory), carried by Ray's object store
 
     @property
+    def pilot_store(self) -> str:
+        """The run folder whose ``parquet/pilot_arms`` the pilots read and add to (raydaug/pilot_arms.py):
+        --pilot-store, else the first stage's RUN_DIR, one store for every stage of the command."""
+        if self.options.pilot_store:
+            return self.options.pilot_store
+        return join(self.storage, self.stage_of) if self.stage_of else self.run_dir
+
+    @property
     def address(self) -> str | None:
         return self.options.address
 

@@ -39,7 +39,8 @@ def build_trainable(plan: TunePlan):
     """The function trainable with run_dir (and the plan's in-memory images) bound and the trial's resource
     bundle attached."""
     # images from Python travel through Ray's object store (with_parameters puts them there once)
-    trainable = tune.with_parameters(train_trial, run_dir=plan.run_dir, data=plan.data)
+    trainable = tune.with_parameters(train_trial, run_dir=plan.run_dir, data=plan.data,
+                                     pilot_store=plan.pilot_store)
     return tune.with_resources(trainable, plan.resources())
 
 

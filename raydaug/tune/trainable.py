@@ -30,6 +30,8 @@ from raydaug.config import FIELD_TYPES, Config
 from raydaug.errors import ConfigError, NonFiniteLossError
 from raydaug.images import LabelledImages
 from raydaug.logging.parquet import metrics_row, metrics_writer, trial_row, trials_writer
+from raydaug.pilot_arms import arm_key, arm_record, save_arms
+from raydaug.presets import HAND_MADE
 from raydaug.schedule import changes_through
 from raydaug.train import Trainer, log_pilot
 
@@ -98,9 +100,12 @@ def report_checkpoint(trainer: Trainer, result: dict[str, Any], trial_id: str, i
         tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-def train_trial(config: dict[str, Any], run_dir: str, data: LabelledImages | None = None) -> None:
-    """Ray Tune function trainable. ``run_dir`` (= storage/name) and ``data`` (images from Python, or None)
-    are bound with tune.with_parameters."""
+def train_trial(config: dict[str, Any], run_dir: str, data: LabelledImages | None = None,
+                pilot_store: str | None = None) -> None:
+    """Ray Tune function trainable. ``run_dir`` (= storage/name), ``data`` (images from Python, or None) and
+    ``pilot_store`` (the run folder that holds the records of the pilot's arms: raydaug/pilot_arms.py) are
+    bound with tune.with_parameters. A hand-made trial that trained start to end on its own config adds its
+    record there, for the pilots of learned trials on the same split."""
     context = tune.get_context()
     trial_id = context.get_trial_id()
     cpus, gpus = resource_share(context.get_trial_resources())
@@ -108,7 +113,7 @@ def train_trial(config: dict[str, Any], run_dir: str, data: LabelledImages | Non
     initial = trial_config(config, gpus)
     schedule = config.get(REPLAY_KEY)
     cfg = initial
-    trainer = Trainer(cfg, data=data, log=print)
+    trainer = Trainer(cfg, data=data, log=print, pilot_store=pilot_store)
     time_total = 0.0
     restored_sha, restored_path, donor = "", "", trial_id
     checkpoint = tune.get_checkpoint()
@@ -149,6 +154,9 @@ def train_trial(config: dict[str, Any], run_dir: str, data: LabelledImages | Non
                 result["checkpoint/restored_path"] = restored_path
                 result["checkpoint/restored_trial"] = donor
                 restored_sha = ""
+            if trainer.done and pilot_store and cfg.aug in HAND_MADE and donor == trial_id and not schedule:
+                save_arms(pilot_store, [(arm_key(cfg, trainer.device), cfg.aug, cfg.epochs,
+                                         arm_record(trainer.state, trainer.splits))])  # before its last report
             if trainer.state.epoch % cfg.checkpoint_every == 0 or trainer.done:
                 writer.flush()  # rows reported before a checkpoint must be durable once it is
                 report_checkpoint(trainer, result, trial_id, iteration, time_total)
