@@ -34,10 +34,12 @@ NOT_READ_BY_HAND_MADE = (
 
 def arm_config(config: Config, name: str) -> Config:
     """The hand-made training the pilot of ``config`` runs for arm ``name``: ``pilot_epochs`` epochs, evaluated
-    every ``eval_every`` epochs (at most every epoch of the arm)."""
+    every ``eval_every`` epochs (at most every epoch of the arm); C on a frozen G (``joint=false``) pilots C
+    alone as every run does (a hand-made config has no frozen G)."""
     epochs = config.pilot_epochs
     every = min(config.eval_every, epochs)
-    return config.replace(aug=name, epochs=epochs, eval_every=every, checkpoint_every=every)
+    return config.replace(aug=name, epochs=epochs, eval_every=every, checkpoint_every=every, joint=True,
+                          g_checkpoint="")
 
 
 def arm_key(config: Config, device: torch.device) -> str:

@@ -262,6 +262,39 @@ class InterruptAt(tune.Callback):
             os.kill(os.getpid(), signal.SIGUSR1)
 
 
+def test_a_learned_stages_pilot_reads_the_arms_its_hand_made_stage_trained(ray_session, tmp_path):
+    """One command, the hand-made stage first: its eight trials leave their records in RUN_DIR; the learned
+    trial's pilot then reads all eight (it trains and adds none), each scored as that trial's best acc/val."""
+    import pyarrow.dataset as ds
+
+    from raydaug.analysis.load import config_dicts, load
+    from raydaug.presets import HAND_MADE
+
+    path = tmp_path / "fight.py"
+    path.write_text(
+        "from ray import tune\nfrom raydaug.experiment import BASELINES_STAGE, TINY_DIGITS, Experiment\n"
+        "from raydaug.presets import HAND_MADE\n"
+        "BASE = {**TINY_DIGITS, 'epochs': 2, 'checkpoint_every': 2}\n"
+        "def experiment():\n"
+        "    return Experiment(name='fight', base={**BASE, 'aug': 'learned', 'base_aug': 'auto'})\n"
+        "def followup(run_dir):\n"
+        "    return Experiment(name=BASELINES_STAGE, base=BASE,\n"
+        "                      search_space={'aug': tune.grid_search(list(HAND_MADE))})\n")
+    lines: list[str] = []
+    runner.run_tune(tune_args(config=str(path), storage=str(tmp_path / "runs")), log=lines.append)
+    assert lines.index(next(line for line in lines if line.startswith("starting fight_baselines"))) < \
+        lines.index(next(line for line in lines if line.startswith("starting fight:")))
+    run_dir = tmp_path / "runs" / "fight"
+    assert ds.dataset(run_dir / "parquet" / "pilot_arms").count_rows() == len(HAND_MADE)
+    state = sorted(run_dir.glob("train_trial_*/checkpoint_*/state.pt"))[-1]
+    assert load_checkpoint(state)["pilot"]["reused"] == len(HAND_MADE)
+    pilots = load(str(run_dir)).pilots
+    baselines = load(str(tmp_path / "runs" / "fight_baselines"))
+    aug_of = {trial: values["aug"] for trial, values in config_dicts(baselines).items()}
+    best = baselines.metrics.groupby("trial_id", observed=True)["acc/val"].max().rename(index=lambda t: aug_of[str(t)])
+    assert dict(zip(pilots["base_aug"], pilots["acc_val"])) == best.to_dict()
+
+
 def test_interrupted_run_resumes_and_finishes_every_trial(ray_session, tmp_path):
     epochs = 6
     experiment = Experiment(
@@ -467,15 +500,58 @@ def record_launches(monkeypatch, last_epoch: int) -> list[str]:
     return launched
 
 
-@pytest.mark.parametrize("last_epoch, stages", [(3, ["ema_study"]), (7, ["ema_study", "ema_study_baselines"])])
-def test_a_stopped_first_stage_does_not_start_its_followup(tmp_path, monkeypatch, last_epoch, stages):
-    """Ctrl-C during ema_study's learned trials must stop there: its baselines stage (or Fig. 4's C on
-    frozen snapshots) would run against unfinished trials. A first stage whose trials all finished goes on."""
+@pytest.mark.parametrize("last_epoch, stages", [(3, ["ema_study_baselines"]),
+                                                 (7, ["ema_study_baselines", "ema_study"])])
+def test_the_hand_made_stage_runs_first_and_a_stopped_one_stops_the_command(tmp_path, monkeypatch, last_epoch,
+                                                                            stages):
+    """ema_study's follow-up is its hand-made baselines: they run before the learned trials (whose pilots then
+    read their arms), and Ctrl-C there stops the command before the learned stage starts."""
     launched, lines = record_launches(monkeypatch, last_epoch), []
     runner.run_tune(tune_args(config="ema_study", storage=str(tmp_path), sets=["epochs=7"]), log=lines.append)
     assert launched == stages
-    stopped = any("follow-up stage was not started" in line for line in lines)
-    assert stopped == (len(stages) == 1)
+    assert any("ema_study_baselines first" in line for line in lines)
+    assert any("ema_study was not started" in line for line in lines) == (len(stages) == 1)
+
+
+@pytest.mark.parametrize("last_epoch, stages", [(3, ["first"]), (7, ["first", "first_second"])])
+def test_a_stopped_first_stage_does_not_start_its_followup(tmp_path, monkeypatch, last_epoch, stages):
+    """A follow-up built from the first stage (Fig. 4's C on frozen snapshots) runs after it, and not at all
+    when Ctrl-C stopped it: it would be built from unfinished trials. A first stage that finished goes on."""
+    path = tmp_path / "two_stage.py"
+    path.write_text("from raydaug.experiment import Experiment\n"
+                    "def experiment():\n    return Experiment(name='first', base={'epochs': 7})\n"
+                    "def followup(run_dir):\n    return Experiment(name='second', base={'epochs': 7})\n")
+    launched, lines = record_launches(monkeypatch, last_epoch), []
+    runner.run_tune(tune_args(config=str(path), storage=str(tmp_path / "runs")), log=lines.append)
+    assert launched == stages
+    assert any("follow-up stage was not started" in line for line in lines) == (len(stages) == 1)
+
+
+def test_resume_after_the_hand_made_stage_stopped_starts_the_learned_stage(tmp_path, monkeypatch):
+    """--resume of a command stopped in its hand-made stage resumes that stage and starts the learned one,
+    which had not started (its RUN_DIR holds only the arms' records); without a hand-made stage to resume,
+    --resume of a run that never started is refused as before."""
+    from raydaug.logging.parquet import join
+    from raydaug.tune import plan as plan_module
+
+    args = tune_args(config="ema_study", storage=str(tmp_path), sets=["epochs=7"], resume=True)
+    with pytest.raises(UsageError, match="no Tune experiment to resume"):
+        runner.plan_from_options(args)
+    hand_made_dir = join(str(tmp_path), "ema_study_baselines")
+    monkeypatch.setattr(plan_module.tune.Tuner, "can_restore", staticmethod(lambda path: path == hand_made_dir))
+    (tmp_path / "ema_study" / "parquet" / "pilot_arms").mkdir(parents=True)
+    plan = runner.plan_from_options(args)
+    assert not plan.resume
+    assert runner.plan_followup(plan, resume=True).resume
+    assert plan.pilot_store == plan.run_dir == runner.plan_followup(plan, resume=True).pilot_store
+
+
+def test_every_stage_keeps_the_arms_in_one_store_unless_told_another(tmp_path):
+    plan = runner.plan_from_options(tune_args(config="ema_study", storage=str(tmp_path)))
+    assert runner.plan_followup(plan).pilot_store == plan.pilot_store == plan.run_dir
+    other = str(tmp_path / "old_baselines")
+    told = runner.plan_from_options(tune_args(config="ema_study", storage=str(tmp_path), pilot_store=other))
+    assert told.pilot_store == runner.plan_followup(told).pilot_store == other
 
 
 def test_no_followup_runs_the_first_stage_alone_and_its_resume_repeats_the_flag(tmp_path, monkeypatch):

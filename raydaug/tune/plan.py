@@ -9,16 +9,17 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ray import tune
 from ray.tune.search.sample import Categorical, Domain, Float, Function, Integer
 
 from raydaug.allowed import EMBEDDED_DATASETS
 from raydaug.config import FIELD_TYPES, Config
 from raydaug.errors import ConfigError, UsageError
-from raydaug.experiment import Experiment, TuneConfigModule, load_tune_config
+from raydaug.experiment import BASELINES_STAGE, Experiment, TuneConfigModule, load_tune_config
 from raydaug.images import LabelledImages
 from raydaug.logging.parquet import join
 from raydaug.overrides import parse_grid, parse_overrides
@@ -193,7 +194,13 @@ def plan_experiment(experiment: Experiment, options: TuneOptions,
     storage = check_storage(options.storage or DEFAULT_STORAGE)
     run_dir = join(storage, name)
     check_address(options.address)
-    check_run_dir(run_dir, options.resume)
+    if options.resume and not tune.Tuner.can_restore(run_dir) \
+            and tune.Tuner.can_restore(join(storage, f"{name}_{BASELINES_STAGE}")):
+        # the command's hand-made stage runs first (raydaug/tune/runner.py) and stopped before this one started:
+        # RUN_DIR holds only the records of the arms it trained (parquet/pilot_arms)
+        options = replace(options, resume=False)
+    else:
+        check_run_dir(run_dir, options.resume)
 
     param_space = {**base_raw, **search}
     return TunePlan(experiment=experiment, name=name, storage=storage, run_dir=run_dir, base=base,

@@ -22,7 +22,7 @@ from dataclasses import replace
 import ray
 from ray import tune
 
-from raydaug.experiment import Experiment
+from raydaug.experiment import BASELINES_STAGE, Experiment
 from raydaug.images import LabelledImages
 from raydaug.logging.parquet import join
 from raydaug.tune.callbacks import ProgressTable, RegisterCheckpointOnce
@@ -113,36 +113,57 @@ def run_tune(options: TuneOptions, callbacks: Sequence[tune.Callback] = (),
              log: Callable[[str], None] = print, data: LabelledImages | None = None):
     """``raydaug tune``. Raises ConfigError/UsageError before any trial on bad input, and
     TrialsFailedError when trials ended in ERROR (after printing where to --resume). ``data``: images from
-    Python for ``dataset=memory`` (:func:`raydaug.tune.sweep`). Returns the first stage's ResultGrid."""
+    Python for ``dataset=memory`` (:func:`raydaug.tune.sweep`). A follow-up stage of hand-made baselines
+    (BASELINES_STAGE) runs first: the first stage's pilots (base_aug=auto) then read the arms its trials
+    trained (raydaug/pilot_arms.py) instead of training them again. Returns the first stage's ResultGrid (the
+    hand-made stage's when the command stopped there)."""
     plan = replace(plan_from_options(options), data=data)
+    hand_made = plan_followup(plan, resume=options.resume)
+    if hand_made is not None and hand_made.experiment.name == BASELINES_STAGE:
+        log(f"hand-made stage {hand_made.name} first: the pilots of {plan.name} read its trials")
+        done, finished = _run_stage(hand_made, callbacks, log)
+        if not finished:
+            log(f"{plan.name} was not started; the --resume command above finishes this stage, then runs it")
+            return done
+    else:
+        hand_made = None
     results, plan = launch(plan, callbacks, log)
     unfinished = summarize(results, plan, log)
     raise_on_errors(results, plan)
     if unfinished:
         # a stopped first stage (Ctrl-C) stops the command: its follow-up would compare with, or be built
         # from, trials that did not finish; --resume finishes them and then runs the follow-up
-        if plan.module is not None and plan.module.followup is not None and not plan.options.no_followup:
+        if hand_made is None and plan.module is not None and plan.module.followup is not None \
+                and not plan.options.no_followup:
             log("the follow-up stage was not started; the --resume command above finishes this stage, then runs it")
         return results
-    second = plan_followup(plan)
+    second = None if hand_made is not None else plan_followup(plan, resume=options.resume)  # built from its results
     if second is not None:
         log(f"follow-up experiment {second.name}")
-        followed, second = launch(second, callbacks, log)
-        summarize(followed, second, log)
-        raise_on_errors(followed, second)
+        _run_stage(second, callbacks, log)
     return results
 
 
-def plan_followup(plan: TunePlan) -> TunePlan | None:
+def _run_stage(plan: TunePlan, callbacks: Sequence[tune.Callback], log: Callable[[str], None]):
+    """Launch a stage, print its summary, raise on its errors: (its ResultGrid, whether it finished)."""
+    results, plan = launch(plan, callbacks, log)
+    unfinished = summarize(results, plan, log)
+    raise_on_errors(results, plan)
+    return results, not unfinished
+
+
+def plan_followup(plan: TunePlan, resume: bool | None = None) -> TunePlan | None:
     """The plan of the tune_config's follow-up stage, into RUN_DIR_<its name>: the first stage's options
-    (--smoke, --set, --grid, address, resources) and storage, resumed when the first stage is and the
-    follow-up had started. None when the tune_config has none or ``--no-followup`` was given."""
+    (--smoke, --set, --grid, address, resources) and storage, resumed when the command is (``resume``,
+    default the first stage's) and the follow-up had started. None when the tune_config has none or
+    ``--no-followup`` was given."""
     followup = None if plan.options.no_followup else _followup(plan)
     if followup is None:
         return None
     name = f"{plan.name}_{followup.name}"
+    resume = plan.resume if resume is None else resume
     options = replace(plan.options, name=name, storage=plan.storage,
-                      resume=plan.resume and tune.Tuner.can_restore(join(plan.storage, name)))
+                      resume=resume and tune.Tuner.can_restore(join(plan.storage, name)))
     return replace(plan_experiment(followup, options), stage_of=plan.name, data=plan.data)
 
 
