@@ -39,7 +39,8 @@ PBT_MUTATIONS: Mapping[str, tuple[float, float]] = MappingProxyType({
     "lr_dc": (1e-4, 2.5e-3),
     "lr_dd": (1e-4, 2.5e-3),
 })
-# the name of a follow-up stage of hand-made baselines: ``raydaug tune`` writes it to RUN_DIR_baselines, and
+# the name of a follow-up stage of hand-made baselines: ``raydaug tune`` runs it first (it never reads the first
+# stage; the first stage's pilots read its arms: raydaug/pilot_arms.py), writes it to RUN_DIR_baselines, and
 # ``raydaug analyze RUN_DIR`` merges that run's baselines into the comparison
 BASELINES_STAGE = "baselines"
 

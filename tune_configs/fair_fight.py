@@ -10,7 +10,8 @@ Protocol, fixed before the runs: digits (10 training / 30 validation images per 
 evaluated with the EMA of C every 5 epochs.
 
 Stage 1 (``experiment``): the learned defaults, 2 datasets × 12 seeds = 24 trials. Stage 2 (``followup``, into
-RUN_DIR_baselines): the hand-made augmentations, 8 arms × 2 datasets × 12 seeds = 192 trials. ``raydaug analyze
+RUN_DIR_baselines, which ``raydaug tune`` runs first): the hand-made augmentations, 8 arms × 2 datasets × 12
+seeds = 192 trials; the learned trials' pilots read these arms instead of training them again. ``raydaug analyze
 RUN_DIR`` reads both and reports, per dataset, every arm's mean, the best hand-made one chosen on validation,
 the learned error change with its paired 95 % interval and the probability of improvement.
 
@@ -21,8 +22,8 @@ G's base changed from split to split, and 0.20 on seeds 124–147, where the pil
 on every split; so 12 splits resolve about δ ≈ 16–32 %, 24 splits about 11 %, and the 8 % margin measured on
 124–147 would need about 50 (docs/study-log.md, "A prior for the pilot").
 
-Cost: roughly 9 hours on 2 CPUs (1 CPU per trial; the learned trials' pilots train the hand-made arms again,
-about 2 hours of it); on one GPU at 0.25 GPU per trial several times less
+Cost: roughly 7 hours on 2 CPUs (1 CPU per trial; before the pilots read the hand-made stage's arms, about 2
+hours more); on one GPU at 0.25 GPU per trial several times less
 (``--gpus-per-trial 0.25``). ``--smoke``: both stages on tiny digits, one seed (method_study's smoke).
 """
 from ray import tune

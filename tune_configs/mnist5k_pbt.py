@@ -7,7 +7,7 @@ with eight hand-made arms and the learned trials' pilots (docs/study-log.md, "ma
 
 Stage 1 (``experiment``): a PBT population of four trials of the four-player training with today's
 defaults; PBT mutates α, β, γ, the teacher's weight and the four learning rates every checkpoint (10 epochs). Stage 2
-(``followup``, run by ``raydaug tune`` right after it into RUN_DIR_baselines): every hand-made augmentation
+(``followup``, which ``raydaug tune`` runs before it, into RUN_DIR_baselines): every hand-made augmentation
 (raydaug.allowed.BASE_AUGS: none, light, strong, trivial, randaugment, autoaugment, augmix, elastic) on the same
 split and budget. ``raydaug analyze RUN_DIR`` reads both and
 opens with the comparison.
