@@ -546,12 +546,18 @@ def test_resume_after_the_hand_made_stage_stopped_starts_the_learned_stage(tmp_p
     assert plan.pilot_store == plan.run_dir == runner.plan_followup(plan, resume=True).pilot_store
 
 
-def test_every_stage_keeps_the_arms_in_one_store_unless_told_another(tmp_path):
+def test_every_stage_keeps_the_arms_in_one_store_unless_told_another(tmp_path, monkeypatch):
+    """One store for both stages of a command (the first stage's RUN_DIR); --pilot-store names another, made
+    absolute (a trial runs in a folder of its own) and repeated by the resume command."""
+    from raydaug.tune.summary import resume_command
+
     plan = runner.plan_from_options(tune_args(config="ema_study", storage=str(tmp_path)))
     assert runner.plan_followup(plan).pilot_store == plan.pilot_store == plan.run_dir
-    other = str(tmp_path / "old_baselines")
-    told = runner.plan_from_options(tune_args(config="ema_study", storage=str(tmp_path), pilot_store=other))
+    monkeypatch.chdir(tmp_path)
+    told = runner.plan_from_options(tune_args(config="ema_study", storage=str(tmp_path), pilot_store="old"))
+    other = str(tmp_path / "old")
     assert told.pilot_store == runner.plan_followup(told).pilot_store == other
+    assert resume_command(told).endswith(f"--pilot-store {other} --resume")
 
 
 def test_no_followup_runs_the_first_stage_alone_and_its_resume_repeats_the_flag(tmp_path, monkeypatch):

@@ -192,6 +192,11 @@ def plan_experiment(experiment: Experiment, options: TuneOptions,
     if not name or "/" in name or name in (".", ".."):
         raise UsageError(f"--name {name!r} must be a plain folder name")
     storage = check_storage(options.storage or DEFAULT_STORAGE)
+    if options.pilot_store:  # made absolute: a trial runs in a working folder of its own
+        try:
+            options = replace(options, pilot_store=check_storage(options.pilot_store))
+        except UsageError as error:
+            raise UsageError(str(error).replace("--storage", "--pilot-store", 1)) from None
     run_dir = join(storage, name)
     check_address(options.address)
     if options.resume and not tune.Tuner.can_restore(run_dir) \

@@ -53,6 +53,8 @@ def resume_command(plan: TunePlan) -> str:
     name = plan.stage_of or plan.name  # a follow-up stage resumes through its first stage's run
     changes = "".join(f" --set {shlex.quote(pair)}" for pair in plan.options.sets)
     changes += "".join(f" --grid {shlex.quote(pair)}" for pair in plan.options.grids)
+    if plan.options.pilot_store:
+        changes += f" --pilot-store {shlex.quote(plan.options.pilot_store)}"
     return (f"raydaug tune {shlex.quote(plan.config_path or name)} --name {shlex.quote(name)} "
             f"--storage {shlex.quote(plan.storage)}{changes}{' --smoke' if plan.smoke else ''}"
             f"{' --no-followup' if plan.options.no_followup else ''} --resume")
