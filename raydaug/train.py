@@ -117,9 +117,10 @@ class Trainer:
 
     def __init__(self, config: Config, device: torch.device | None = None, splits: Splits | None = None,
                  data: LabelledImages | None = None, log: Callable[[str], None] | None = None,
-                 pilot_store: str | None = None):
+                 pilot_store: str | None = None, pilot_values: dict[str, Any] | None = None):
         self.log = log  # progress lines of a pilot (base_aug=auto), which can take as long as the run
         self.pilot_store = pilot_store  # a run folder whose records of the pilot's arms it reads and adds to
+        self.pilot_values = pilot_values or {}  # config keys the pilot's arms train with instead of the run's
         self.device = device or resolve_device(config.device)
         self.splits = splits if splits is not None else load_splits(config, self.device, data)
         if config.use_dd and config.aug == "learned" and config.joint and config.train_per_class < 2:
@@ -175,7 +176,8 @@ class Trainer:
 
     def train_epoch(self) -> None:
         if self.state.needs_pilot:
-            self.state.pilot = pilot(self.config, self.splits, self.device, self.log, self.pilot_store)
+            self.state.pilot = pilot(self.config, self.splits, self.device, self.log, self.pilot_store,
+                                     self.pilot_values)
             self.new_pilot = self.state.pilot
         n, batch = len(self.splits.train), self.config.batch_size
         order = torch.randperm(n, device=self.device)
@@ -268,11 +270,12 @@ class Trainer:
 
 
 def pilot(config: Config, splits: Splits, device: torch.device, log: Callable[[str], None] | None = None,
-          store: str | None = None) -> dict[str, Any]:
+          store: str | None = None, values: dict[str, Any] | None = None) -> dict[str, Any]:
     """``base_aug=auto``: train C alone with each hand-made augmentation for ``config.pilot_epochs`` on the
     split, evaluated as the run is (``eval_every``, ``eval_ema``), and choose by the arms' validation scores
     and ``pilot_prior`` (raydaug/pilot_choice.py). An arm that ``store`` (a run folder) holds a record of is
-    read, not trained (raydaug/pilot_arms.py); the arms trained here are added to it. The random state is put
+    read, not trained (raydaug/pilot_arms.py); the arms trained here are added to it. ``values``: config keys
+    the arms train with instead of the run's (a population's starting ``lr_c``). The random state is put
     back afterwards, so the run then trains exactly as with ``base_aug=<choice>``. Returns {"choice",
     "epochs", "acc_val": {name: best}, "acc_val_last": {…}, "val_best", "prior", "z", "reused": count}."""
     saved = rng_state()
@@ -280,7 +283,7 @@ def pilot(config: Config, splits: Splits, device: torch.device, log: Callable[[s
     records: dict[str, dict[str, Any]] = {}
     trained: list[tuple[str, str, int, dict[str, Any]]] = []
     for name in HAND_MADE:
-        arm = arm_config(config, name)
+        arm = arm_config(config.replace(**(values or {})), name)
         key = arm_key(arm, device)
         if key in known:
             records[name], how = known[key], "read from the hand-made trials"

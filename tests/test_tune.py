@@ -264,7 +264,8 @@ class InterruptAt(tune.Callback):
 
 def test_a_learned_stages_pilot_reads_the_arms_its_hand_made_stage_trained(ray_session, tmp_path):
     """One command, the hand-made stage first: its eight trials leave their records in RUN_DIR; the learned
-    trial's pilot then reads all eight (it trains and adds none), each scored as that trial's best acc/val."""
+    trial's pilot then reads all eight (it trains and adds none), each scored as that trial's best acc/val,
+    though the learned trial samples its own lr_c (its pilot trains at the hand-made stage's)."""
     import pyarrow.dataset as ds
 
     from raydaug.analysis.load import config_dicts, load
@@ -276,7 +277,8 @@ def test_a_learned_stages_pilot_reads_the_arms_its_hand_made_stage_trained(ray_s
         "from raydaug.presets import HAND_MADE\n"
         "BASE = {**TINY_DIGITS, 'epochs': 2, 'checkpoint_every': 2}\n"
         "def experiment():\n"
-        "    return Experiment(name='fight', base={**BASE, 'aug': 'learned', 'base_aug': 'auto'})\n"
+        "    return Experiment(name='fight', base={**BASE, 'aug': 'learned', 'base_aug': 'auto'},\n"
+        "                      search_space={'lr_c': tune.loguniform(3e-4, 3e-3)})\n"
         "def followup(run_dir):\n"
         "    return Experiment(name=BASELINES_STAGE, base=BASE,\n"
         "                      search_space={'aug': tune.grid_search(list(HAND_MADE))})\n")
@@ -544,6 +546,17 @@ def test_resume_after_the_hand_made_stage_stopped_starts_the_learned_stage(tmp_p
     assert not plan.resume
     assert runner.plan_followup(plan, resume=True).resume
     assert plan.pilot_store == plan.run_dir == runner.plan_followup(plan, resume=True).pilot_store
+
+
+def test_a_populations_pilots_train_at_the_learning_rate_of_the_hand_made_stage(tmp_path):
+    """mnist5k_pbt's members sample lr_c: their pilots train C alone at the hand-made stage's lr_c (the
+    preset's), so they read its arms; a fixed lr_c (--set) is every trial's own, and nothing is overridden."""
+    plan = runner.plan_from_options(tune_args(config="mnist5k_pbt", storage=str(tmp_path)))
+    assert plan.pilot_values == {"lr_c": runner.plan_followup(plan).base.lr_c} and plan.base.lr_c != 1e-3
+    assert plan.pilot_values["lr_c"] == 1e-3  # preset mnist5k_small's
+    fixed = runner.plan_from_options(tune_args(config="mnist5k_pbt", storage=str(tmp_path), sets=["lr_c=0.002"]))
+    assert fixed.pilot_values == {}
+    assert runner.plan_from_options(tune_args(config="fair_fight", storage=str(tmp_path))).pilot_values == {}
 
 
 def test_every_stage_keeps_the_arms_in_one_store_unless_told_another(tmp_path, monkeypatch):

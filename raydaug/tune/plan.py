@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +17,13 @@ from ray import tune
 from ray.tune.search.sample import Categorical, Domain, Float, Function, Integer
 
 from raydaug.allowed import EMBEDDED_DATASETS
-from raydaug.config import FIELD_TYPES, Config
+from raydaug.config import FIELD_TYPES, MUTABLE_HPARAMS, Config
 from raydaug.errors import ConfigError, UsageError
 from raydaug.experiment import BASELINES_STAGE, Experiment, TuneConfigModule, load_tune_config
 from raydaug.images import LabelledImages
 from raydaug.logging.parquet import join
 from raydaug.overrides import parse_grid, parse_overrides
+from raydaug.pilot_arms import NOT_READ_BY_HAND_MADE
 from raydaug.tune.address import check_address
 from raydaug.tune.options import TuneOptions
 from raydaug.tune.schedulers import SCHEDULERS, PopulationSettings, checkpoint_interval, population_settings
@@ -58,6 +59,9 @@ class TunePlan:
     module: TuneConfigModule | None = None   # the loaded tune_config (its follow-up), when there is one
     stage_of: str | None = None               # a follow-up stage: the name of the run whose --resume continues it
     data: LabelledImages | None = None        # images from Python (dataset=memory), carried by Ray's object store
+    # the searched keys a hand-made training reads (lr_c), at their value without the search (base, preset or
+    # default): the pilots of every trial on a split train the same arms as the hand-made stage and read them
+    pilot_values: dict[str, Any] = field(default_factory=dict)
 
     @property
     def pilot_store(self) -> str:
@@ -138,7 +142,10 @@ def plan_experiment(experiment: Experiment, options: TuneOptions,
     check_search_space(base_raw, search)
     absolute_data_dir(base_raw, search)
     # the base alone may be incomplete (e.g. a grid supplies train_per_class): the first point stands for it
-    base = Config.from_dict({**base_raw, **discrete_combinations(search, base_raw)[0]})
+    first = discrete_combinations(search, base_raw)[0]
+    base = Config.from_dict({**base_raw, **first})
+    sampled = [key for key in MUTABLE_HPARAMS if key in search and key not in NOT_READ_BY_HAND_MADE]
+    unsampled = Config.from_dict({**base_raw, **{key: value for key, value in first.items() if key not in sampled}})
 
     scheduler = experiment.scheduler
     if scheduler not in SCHEDULERS:
@@ -209,6 +216,7 @@ def plan_experiment(experiment: Experiment, options: TuneOptions,
 
     param_space = {**base_raw, **search}
     return TunePlan(experiment=experiment, name=name, storage=storage, run_dir=run_dir, base=base,
+                    pilot_values={key: getattr(unsampled, key) for key in sampled},
                     param_space=param_space, scheduler=scheduler, settings=settings, num_samples=int(num_samples),
                     cpus_per_trial=cpus, gpus_per_trial=gpus, max_failures=max_failures,
                     checkpoints_to_keep=keep, metric=metric, mode=mode, options=options, module=module)

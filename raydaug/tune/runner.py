@@ -40,7 +40,7 @@ def build_trainable(plan: TunePlan):
     bundle attached."""
     # images from Python travel through Ray's object store (with_parameters puts them there once)
     trainable = tune.with_parameters(train_trial, run_dir=plan.run_dir, data=plan.data,
-                                     pilot_store=plan.pilot_store)
+                                     pilot_store=plan.pilot_store, pilot_values=plan.pilot_values)
     return tune.with_resources(trainable, plan.resources())
 
 

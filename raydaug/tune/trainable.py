@@ -101,10 +101,11 @@ def report_checkpoint(trainer: Trainer, result: dict[str, Any], trial_id: str, i
 
 
 def train_trial(config: dict[str, Any], run_dir: str, data: LabelledImages | None = None,
-                pilot_store: str | None = None) -> None:
-    """Ray Tune function trainable. ``run_dir`` (= storage/name), ``data`` (images from Python, or None) and
-    ``pilot_store`` (the run folder that holds the records of the pilot's arms: raydaug/pilot_arms.py) are
-    bound with tune.with_parameters. A hand-made trial that trained start to end on its own config adds its
+                pilot_store: str | None = None, pilot_values: dict[str, Any] | None = None) -> None:
+    """Ray Tune function trainable. ``run_dir`` (= storage/name), ``data`` (images from Python, or None),
+    ``pilot_store`` (the run folder that holds the records of the pilot's arms: raydaug/pilot_arms.py) and
+    ``pilot_values`` (keys the pilot's arms train with: TunePlan.pilot_values) are bound with
+    tune.with_parameters. A hand-made trial that trained start to end on its own config adds its
     record there, for the pilots of learned trials on the same split."""
     context = tune.get_context()
     trial_id = context.get_trial_id()
@@ -113,7 +114,7 @@ def train_trial(config: dict[str, Any], run_dir: str, data: LabelledImages | Non
     initial = trial_config(config, gpus)
     schedule = config.get(REPLAY_KEY)
     cfg = initial
-    trainer = Trainer(cfg, data=data, log=print, pilot_store=pilot_store)
+    trainer = Trainer(cfg, data=data, log=print, pilot_store=pilot_store, pilot_values=pilot_values)
     time_total = 0.0
     restored_sha, restored_path, donor = "", "", trial_id
     checkpoint = tune.get_checkpoint()
