@@ -19,8 +19,9 @@ Sizing: with a paired spread σ_d of the per-split relative error change, n ≈ 
 resolve a margin δ at 80 % power. Measured on digits at a fifth of the budget (the learned defaults against
 RandAugment, the best hand-made there): σ_d ≈ 0.28 on seeds 100–111 and 0.40 on fresh seeds 112–123, where
 G's base changed from split to split, and 0.20 on seeds 124–147, where the pilot's prior kept G on RandAugment
-on every split; so 12 splits resolve about δ ≈ 16–32 %, 24 splits about 11 %, and the 8 % margin measured on
-124–147 would need about 50 (docs/study-log.md, "A prior for the pilot").
+on every split; so 12 splits resolve about δ ≈ 16–32 %, 24 splits about 11 %. The 50 splits 148–197, sized
+in advance for the 8 % margin seen on 124–147, gave σ_d ≈ 0.18 (resolving about 7 %) and a margin of 11.6 %
+(docs/study-log.md, "Fifty fresh digits splits").
 
 Cost: roughly 7 hours on 2 CPUs (1 CPU per trial; before the pilots read the hand-made stage's arms, about 2
 hours more); on one GPU at 0.25 GPU per trial several times less
