@@ -306,3 +306,28 @@ def disc_augment(images: torch.Tensor, p: float, background: torch.Tensor) -> to
     square = inside[:, 0, :, None] & inside[:, 1, None, :]
     square = square & (torch.rand(n, 1, 1, device=device) < p)
     return torch.where(square.unsqueeze(1), background.to(moved.dtype), moved)
+
+
+def class_tables(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Index tables of a split's ``labels``: (members[class, k] = its k-th index of that class, the position
+    of each index within its class, the count per class), built once so that sampling a same-class partner
+    is pure tensor indexing."""
+    num_classes = int(labels.max()) + 1
+    counts = torch.bincount(labels, minlength=num_classes)
+    members = torch.zeros(num_classes, int(counts.max()), dtype=torch.long, device=labels.device)
+    position = torch.zeros_like(labels)
+    for cls in range(num_classes):
+        idx = torch.nonzero(labels == cls, as_tuple=True)[0]
+        members[cls, : len(idx)] = idx
+        position[idx] = torch.arange(len(idx), device=labels.device)
+    return members, position, counts
+
+
+def interleaved_classes(pair_index: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """The indices of ``class_tables`` ordered k-th image of class 0, of class 1, …, then the (k+1)-th of each class."""
+    members, _, counts = pair_index
+    rank = torch.arange(members.shape[1], device=members.device).expand_as(members)
+    valid = rank < counts.unsqueeze(1)
+    order = torch.argsort((rank * members.shape[0] + torch.arange(members.shape[0], device=members.device)
+                           .unsqueeze(1))[valid])
+    return members[valid][order]

@@ -18,7 +18,7 @@ import torch
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import HPARAM_METRICS, Config
-from .data import Splits, load_splits
+from .data import Splits, class_tables, interleaved_classes, load_splits
 from .errors import ConfigError, NonFiniteLossError
 from .images import LabelledImages
 from .pilot_arms import arm_config, arm_key, read_arms, save_arms
@@ -131,13 +131,13 @@ class Trainer:
                                              self.device)
         self.accumulator = MetricAccumulator(self.device)
         self.new_pilot: dict[str, Any] | None = None  # the pilot this Trainer ran, until take_pilot()
-        self._pair_index = _pair_tables(self.splits.train.labels)
+        self._pair_index = class_tables(self.splits.train.labels)
         self._needs_pairs = "dd" in self.state.nets
         self._autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.amp)
         eval_generator = torch.Generator(device="cpu").manual_seed(config.seed + 1)
         n_eval = min(64, len(self.splits.train))
         # classes interleaved (0, 1, …, 9, 0, 1, …): every grid and health batch shows every class
-        chosen = _interleaved_classes(self._pair_index)[:n_eval]
+        chosen = interleaved_classes(self._pair_index)[:n_eval]
         self.eval_x = self.splits.normalize(self.splits.train.images[chosen])
         self.eval_y = self.splits.train.labels[chosen]
         self.eval_z = [torch.randn(n_eval, config.noise_dim, generator=eval_generator).to(self.device)
@@ -329,30 +329,6 @@ def log_pilot(trainer: Trainer, run_dir: str | None = None, trial_id: str = "") 
         from .logging.parquet import write_pilot
 
         write_pilot(run_dir, trial_id, trainer.iteration, outcome)
-
-
-def _pair_tables(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(members[class, k] = k-th training index of that class, position of each index within its class,
-    count per class), built once so partner sampling is pure tensor indexing."""
-    num_classes = int(labels.max()) + 1
-    counts = torch.bincount(labels, minlength=num_classes)
-    members = torch.zeros(num_classes, int(counts.max()), dtype=torch.long, device=labels.device)
-    position = torch.zeros_like(labels)
-    for cls in range(num_classes):
-        idx = torch.nonzero(labels == cls, as_tuple=True)[0]
-        members[cls, : len(idx)] = idx
-        position[idx] = torch.arange(len(idx), device=labels.device)
-    return members, position, counts
-
-
-def _interleaved_classes(pair_index: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """Training indices ordered k-th image of class 0, of class 1, …, then the (k+1)-th of each class."""
-    members, _, counts = pair_index
-    rank = torch.arange(members.shape[1], device=members.device).expand_as(members)
-    valid = rank < counts.unsqueeze(1)
-    order = torch.argsort((rank * members.shape[0] + torch.arange(members.shape[0], device=members.device)
-                           .unsqueeze(1))[valid])
-    return members[valid][order]
 
 
 # ---------------------------------------------------------------------- the `raydaug train` command
